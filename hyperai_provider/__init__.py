@@ -1,0 +1,3 @@
+"""HyperAI Gears for Apache Airflow 3."""
+
+__version__ = "0.1.0"

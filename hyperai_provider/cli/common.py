@@ -1,0 +1,98 @@
+"""Helpers shared by the command groups: the service from global options, tables, JSON, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hyperai_provider.core.gears import GearService
+from hyperai_provider.core.settings import HyperAISettings
+from hyperai_provider.exceptions import ConflictError, EngineError, HyperAIError, NotFoundError
+from hyperai_provider.models import ExecutionRecord
+
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_ENGINE = 5
+EXIT_FAILED = 1
+
+
+def service_from(args: argparse.Namespace) -> GearService:
+    settings = HyperAISettings.from_env(
+        storage_root=getattr(args, "storage_root", None),
+        store_url=getattr(args, "store_url", None),
+        docker_host=getattr(args, "docker_host", None),
+    )
+    return GearService(settings)
+
+
+def fail(error: HyperAIError) -> int:
+    print(f"error: {error.headline}", file=sys.stderr)
+    if error.hint:
+        print(error.hint, file=sys.stderr)
+    if isinstance(error, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(error, ConflictError):
+        return EXIT_CONFLICT
+    if isinstance(error, EngineError):
+        return EXIT_ENGINE
+    return EXIT_FAILED
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[("" if value is None else str(value)) for value in row] for row in rows]
+    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
+    print(
+        "  ".join(header.upper().ljust(width) for header, width in zip(headers, widths, strict=True)).rstrip()
+    )
+    for row in cells:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def execution_row(record: ExecutionRecord) -> list[Any]:
+    started = record.started_at.strftime("%Y-%m-%d %H:%M:%S") if record.started_at else "-"
+    return [
+        record.id,
+        record.state.value,
+        record.mode.value,
+        record.compute.name,
+        record.image_name or record.image,
+        started,
+        human_duration(record.duration_seconds),
+        human_bytes(record.bytes_stored),
+        record.parent or "",
+    ]
+
+
+EXECUTION_HEADERS = ["id", "state", "mode", "compute", "image", "started", "duration", "storage", "parent"]

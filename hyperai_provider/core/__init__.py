@@ -1,0 +1,1 @@
+"""The engine: plain Python, no Airflow imports (store, storage, container runner, gear service)."""

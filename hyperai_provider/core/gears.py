@@ -1,0 +1,353 @@
+"""The gear service: the one facade operators, CLI and web UI use to run and inspect executions.
+
+An execution goes: plan (every check, nothing created) -> create (record, id) -> prepare (working dir,
+code, parameters) -> run (container) -> save (accounting, completion marker) -> close (final state).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from hyperai_provider.core.catalog import Catalogs
+from hyperai_provider.core.code import copy_code, parameter_arguments, write_parameters
+from hyperai_provider.core.runner import (
+    LABEL_EXECUTION,
+    LABEL_GEAR,
+    LABEL_MANAGED,
+    LABEL_STORAGE_ROOT,
+    ContainerResult,
+    ContainerSpec,
+    DockerRunner,
+    MountSpec,
+    Watchdog,
+)
+from hyperai_provider.core.settings import HyperAISettings
+from hyperai_provider.core.storage import StorageRoot, atomic_write_json, tree_usage
+from hyperai_provider.core.store import GearStore
+from hyperai_provider.exceptions import (
+    ConfigurationError,
+    ExecutionFailedError,
+    ExecutionTerminatedError,
+    HyperAIError,
+)
+from hyperai_provider.models import (
+    HOME,
+    OUTPUT,
+    ComputeType,
+    ExecutionRecord,
+    ExecutionState,
+    InputBinding,
+    RuntimeImage,
+    WorkdirSource,
+)
+from hyperai_provider.models.binding import parse_bindings
+from hyperai_provider.models.spec import ExecutionSpec
+
+log = logging.getLogger(__name__)
+
+LineSink = Callable[[str], None]
+STOP_REQUESTED = "stop_requested"
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """A spec with every name resolved and every check passed; nothing exists yet."""
+
+    spec: ExecutionSpec
+    compute: ComputeType
+    image: str
+    image_entry: RuntimeImage | None
+    code: Path | None
+    inputs: list[InputBinding] = field(default_factory=list)
+
+
+def container_name(record: ExecutionRecord) -> str:
+    return f"hyperai-{record.gear}-{record.number}"
+
+
+def build_command(command: str | list[str] | None, parameters: dict[str, Any]) -> list[str]:
+    """argv for the container: a shell string runs under /bin/sh -c; parameters follow as --key=value."""
+    arguments = parameter_arguments(parameters)
+    if command is None or command == "" or command == []:
+        return []
+    if isinstance(command, str):
+        return ["/bin/sh", "-c", " ".join([command, *map(shlex.quote, arguments)])]
+    return [*command, *arguments]
+
+
+class GearService:
+    """Runs and records executions under one storage root, on one Docker engine."""
+
+    def __init__(self, settings: HyperAISettings | None = None, runner: DockerRunner | None = None) -> None:
+        self.settings = settings or HyperAISettings.from_env()
+        self.storage = StorageRoot(self.settings.storage_root)
+        self.runner = runner or DockerRunner(self.settings.docker_host, self.settings.stop_grace_seconds)
+        self._store: GearStore | None = None
+        self._catalogs: Catalogs | None = None
+
+    @property
+    def store(self) -> GearStore:
+        if self._store is None:
+            self.storage.ensure()
+            self._store = GearStore(self.settings.resolved_store_url)
+        return self._store
+
+    @property
+    def catalogs(self) -> Catalogs:
+        if self._catalogs is None:
+            self._catalogs = Catalogs(self.settings.storage_root)
+        return self._catalogs
+
+    # -- planning: every check, before anything is created ------------------------------------------------
+
+    def plan(self, spec: ExecutionSpec) -> ExecutionPlan:
+        """Resolve names and check everything that can be checked before a container exists."""
+        compute = self.catalogs.compute_type(spec.compute_type)
+        image, image_entry = self.catalogs.image(spec.image)
+        code = spec.code
+        if code is not None and not code.exists():
+            raise ConfigurationError(
+                f"Code path {str(code)!r} does not exist.",
+                "Give a folder or file, absolute or relative to the DAG file's folder.",
+            )
+        inputs = self.resolve_inputs(spec.inputs)
+        self.runner.check_compute(compute)
+        self.runner.ensure_image(image, spec.pull, image_entry.build_hint if image_entry else "")
+        return ExecutionPlan(
+            spec=spec, compute=compute, image=image, image_entry=image_entry, code=code, inputs=inputs
+        )
+
+    def resolve_inputs(self, inputs: list[InputBinding]) -> list[InputBinding]:
+        """Fill in each binding's host path (datasets and closed working directories)."""
+        if inputs:
+            raise ConfigurationError(
+                "Input bindings are not supported by this version.", "Remove 'inputs' from the task."
+            )
+        return []
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def create(self, plan: ExecutionPlan) -> ExecutionRecord:
+        """Allocate the execution id and write its first record (state 'created')."""
+        spec = plan.spec
+        owner = spec.owner or self.settings.user
+
+        def build(id_: str, number: int) -> ExecutionRecord:
+            return ExecutionRecord(
+                id=id_,
+                gear=spec.gear,
+                number=number,
+                mode=spec.mode,
+                owner=owner,
+                compute=plan.compute,
+                image=plan.image,
+                image_name=plan.image_entry.name if plan.image_entry else None,
+                command=build_command(spec.command, spec.parameters),
+                parameters=dict(spec.parameters),
+                environment=dict(spec.environment),
+                code_source=str(plan.code) if plan.code else None,
+                inputs=plan.inputs,
+                airflow=spec.airflow,
+                container_name=f"hyperai-{spec.gear}-{number}",
+            )
+
+        return self.store.create_execution(spec.gear, owner, build)
+
+    def run(
+        self,
+        spec: ExecutionSpec,
+        on_line: LineSink = print,
+        on_created: Callable[[ExecutionRecord], None] | None = None,
+    ) -> ExecutionRecord:
+        """Plan, create and run a Task-mode execution to its end; raise if it did not succeed."""
+        plan = self.plan(spec)
+        record = self.create(plan)
+        if on_created is not None:
+            on_created(record)
+        return self.execute(record, plan, on_line)
+
+    def execute(
+        self, record: ExecutionRecord, plan: ExecutionPlan, on_line: LineSink = print
+    ) -> ExecutionRecord:
+        """Prepare the working directory, run the container, save, and close the record."""
+        result: ContainerResult | None = None
+        try:
+            self.prepare(record, plan, on_line)
+            container_spec = self.container_spec(record, plan)
+            with self.storage.log_path(record.gear, record.number).open("a", encoding="utf-8") as log_file:
+                container = self.runner.start(container_spec)
+                self.store.transition(record.id, ExecutionState.RUNNING, "container started")
+                on_line(f"[hyperai] execution {record.id} running in container {container_spec.name}")
+                result = self.runner.stream_and_wait(
+                    container, _tee(log_file, on_line), watchdog=self.watchdog(record, plan)
+                )
+        except HyperAIError as error:
+            self._close_failed(record.id, error.headline)
+            raise
+        except BaseException as error:
+            self._close_failed(record.id, f"{type(error).__name__}: {error}", terminated=True)
+            raise
+        finally:
+            self.runner.remove(record.container_name)
+        return self.close(record.id, result)
+
+    def prepare(self, record: ExecutionRecord, plan: ExecutionPlan, on_line: LineSink = print) -> None:
+        """Create the working directory, copy code, write parameters (state 'preparing')."""
+        self.store.transition(record.id, ExecutionState.PREPARING)
+        home = self.storage.layer_dir(record.gear, record.number)
+        home.mkdir(parents=True, exist_ok=True)
+        if plan.code is not None:
+            copied = copy_code(plan.code, home, plan.spec.code_conflict)
+            on_line(f"[hyperai] copied {len(copied.copied)} code file(s) from {plan.code}")
+        if record.parameters:
+            write_parameters(home, record.parameters)
+
+    def container_spec(self, record: ExecutionRecord, plan: ExecutionPlan) -> ContainerSpec:
+        home = str(self.storage.layer_dir(record.gear, record.number))
+        mounts = [MountSpec(home, HOME), MountSpec(home, OUTPUT)]
+        mounts += [MountSpec(str(b.host_path), b.container_path, read_only=True) for b in record.inputs]
+        environment = {
+            "PYTHONUNBUFFERED": "1",
+            **record.environment,
+            "HYPERAI_GEAR": record.gear,
+            "HYPERAI_EXECUTION_ID": record.id,
+            "HYPERAI_HOME": HOME,
+            "HYPERAI_OUTPUT": OUTPUT,
+        }
+        for binding in record.inputs:
+            environment[f"HYPERAI_{binding.slot.upper()}"] = binding.container_path
+        return ContainerSpec(
+            name=record.container_name,
+            image=record.image,
+            command=record.command,
+            working_dir=HOME,
+            environment=environment,
+            mounts=tuple(mounts),
+            labels=self.labels(record),
+            compute=record.compute,
+        )
+
+    def labels(self, record: ExecutionRecord) -> dict[str, str]:
+        labels = {
+            LABEL_MANAGED: "true",
+            LABEL_EXECUTION: record.id,
+            LABEL_GEAR: record.gear,
+            LABEL_STORAGE_ROOT: str(self.settings.storage_root),
+        }
+        if record.airflow is not None:
+            for key, value in record.airflow.model_dump().items():
+                labels[f"io.hyperai.airflow.{key}"] = str(value)
+        return labels
+
+    def watchdog(self, record: ExecutionRecord, plan: ExecutionPlan) -> Watchdog | None:
+        """A check run while the container runs; returns a reason to stop it."""
+        return None
+
+    def save(self, record: ExecutionRecord) -> int:
+        """Account the execution's own layer and write its completion marker; return bytes stored."""
+        usage = tree_usage(self.storage.layer_dir(record.gear, record.number))
+        atomic_write_json(
+            self.storage.saved_marker(record.gear, record.number),
+            {"execution": record.id, "bytes": usage.bytes, "files": usage.files},
+        )
+        return usage.bytes
+
+    def close(self, id_: str, result: ContainerResult | None) -> ExecutionRecord:
+        """Save and give the record its final state from the container's result."""
+        assert result is not None  # execute() only gets here after the container ended
+        record = self.store.transition(id_, ExecutionState.SAVING)
+        stored = self.save(record)
+        stop_reason = self.store.get_execution(id_).extra.get(STOP_REQUESTED)
+        fields: dict[str, Any] = {"exit_code": result.exit_code, "bytes_stored": stored}
+        if stop_reason:
+            record = self.store.transition(
+                id_,
+                ExecutionState.TERMINATED,
+                stop_reason,
+                failure_reason=f"terminated: {stop_reason}",
+                saved_completely=result.exit_code != 137,
+                **fields,
+            )
+            raise ExecutionTerminatedError(
+                id_, f"terminated ({stop_reason})", result.exit_code, result.last_lines
+            )
+        if result.exit_code == 0 and not result.stopped_because:
+            return self.store.transition(id_, ExecutionState.SUCCEEDED, saved_completely=True, **fields)
+        reason = failure_reason(result, record.compute)
+        self.store.transition(
+            id_, ExecutionState.FAILED, reason, failure_reason=reason, saved_completely=True, **fields
+        )
+        raise ExecutionFailedError(id_, reason, result.exit_code, result.last_lines)
+
+    def _close_failed(self, id_: str, reason: str, terminated: bool = False) -> None:
+        record = self.store.get_execution(id_)
+        if record.closed:
+            return
+        state = ExecutionState.TERMINATED if terminated else ExecutionState.FAILED
+        self.store.transition(id_, state, reason, failure_reason=reason)
+
+    def bindings_from(self, inputs: dict[str, Any] | None) -> list[InputBinding]:
+        """Parse operator/CLI ``inputs`` into bindings (no I/O; resolved in :meth:`plan`)."""
+        try:
+            return parse_bindings(inputs)
+        except ValueError as error:
+            raise ConfigurationError(f"Invalid inputs: {error}") from error
+
+    def reference(self, record: ExecutionRecord) -> WorkdirSource:
+        """The working-directory reference a Gear task returns as its XCom."""
+        return WorkdirSource(
+            execution_id=record.id,
+            gear=record.gear,
+            state=record.state.value,
+            bytes_stored=record.bytes_stored,
+        )
+
+    # -- queries -----------------------------------------------------------------------------------------
+
+    def get(self, id_: str) -> ExecutionRecord:
+        return self.store.get_execution(id_)
+
+    def executions(self, gear: str | None = None) -> list[ExecutionRecord]:
+        return self.store.list_executions(gear)
+
+    def workdir(self, record: ExecutionRecord) -> Path:
+        """Host path of an execution's working directory (its own layer)."""
+        return self.storage.layer_dir(record.gear, record.number)
+
+    def stop(self, id_: str, reason: str = "stopped by user") -> ExecutionRecord:
+        """Ask a running execution to stop; the process running it records the termination."""
+        record = self.store.get_execution(id_)
+        if record.closed:
+            return record
+
+        def mark(current: ExecutionRecord) -> ExecutionRecord:
+            return current.model_copy(update={"extra": {**current.extra, STOP_REQUESTED: reason}})
+
+        record = self.store.update_execution(id_, mark)
+        self.runner.stop(record.container_name)
+        return record
+
+
+def failure_reason(result: ContainerResult, compute: ComputeType) -> str:
+    if result.stopped_because:
+        return result.stopped_because
+    if result.oom_killed:
+        return (
+            f"out of memory: the container was killed at the compute type's {compute.memory.human_readable()} "
+            f"limit ({compute.name!r}); use a larger compute type"
+        )
+    return f"the command exited with code {result.exit_code}"
+
+
+def _tee(log_file: IO[str], on_line: LineSink) -> LineSink:
+    def sink(line: str) -> None:
+        log_file.write(line + "\n")
+        log_file.flush()
+        on_line(line)
+
+    return sink

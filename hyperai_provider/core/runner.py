@@ -1,0 +1,325 @@
+"""Docker lifecycle of one execution's container: checks, create, start, stream, wait, stop, remove.
+
+``ContainerSpec`` is pure data (unit-testable without an engine); ``DockerRunner`` talks to the engine.
+The docker SDK is imported lazily so that parsing a DAG never pays for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from hyperai_provider.exceptions import ConfigurationError, EngineError, ImageNotFoundError
+from hyperai_provider.models import ComputeType
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+LABEL_PREFIX = "io.hyperai"
+LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
+LABEL_EXECUTION = f"{LABEL_PREFIX}.execution"
+LABEL_GEAR = f"{LABEL_PREFIX}.gear"
+LABEL_STORAGE_ROOT = f"{LABEL_PREFIX}.storage-root"
+TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """A bind mount of a host path, or a named volume (overlay continuations)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    kind: Literal["bind", "volume"] = "bind"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one execution's container."""
+
+    name: str
+    image: str
+    command: list[str]
+    working_dir: str
+    environment: dict[str, str]
+    mounts: tuple[MountSpec, ...]
+    labels: dict[str, str]
+    compute: ComputeType
+    ports: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """container port ('8888/tcp') -> (host address, host port; 0 picks a free one)."""
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.containers.create``."""
+        from docker.types import DeviceRequest, Mount
+
+        compute = self.compute
+        kwargs: dict[str, Any] = {
+            "image": self.image,
+            "command": self.command,
+            "name": self.name,
+            "working_dir": self.working_dir,
+            "environment": dict(self.environment),
+            "labels": dict(self.labels),
+            "mounts": [
+                Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only)
+                for m in self.mounts
+            ],
+            "nano_cpus": int(compute.cpus * 1_000_000_000),
+            "mem_limit": int(compute.memory),
+            "memswap_limit": int(compute.memory),
+            "shm_size": int(compute.shm_size),
+            "init": True,
+            "detach": True,
+            "stdin_open": False,
+            "tty": False,
+        }
+        if compute.gpus:
+            kwargs["device_requests"] = [DeviceRequest(count=compute.gpus, capabilities=[["gpu"]])]
+        if self.ports:
+            kwargs["ports"] = {
+                port: (address, host_port or None) for port, (address, host_port) in self.ports.items()
+            }
+        return kwargs
+
+
+@dataclass(frozen=True)
+class ContainerResult:
+    exit_code: int
+    oom_killed: bool
+    last_lines: list[str]
+    stopped_because: str | None = None
+    """Set when a watchdog stopped the container (e.g. 'disk quota exceeded')."""
+
+
+Watchdog = Callable[[], str | None]
+"""Called every few seconds while the container runs; a returned reason stops the container."""
+
+
+class DockerRunner:
+    """Talks to one Docker engine. No I/O in ``__init__``; the client is built on first use."""
+
+    def __init__(self, base_url: str | None = None, stop_grace_seconds: float = 2.0) -> None:
+        self.base_url = base_url
+        self.stop_grace_seconds = stop_grace_seconds
+        self._client: docker.DockerClient | None = None
+        self._info: dict[str, Any] | None = None
+
+    @property
+    def where(self) -> str:
+        return self.base_url or "the local socket (DOCKER_HOST or /var/run/docker.sock)"
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            import docker
+
+            try:
+                if self.base_url:
+                    client = docker.DockerClient(base_url=self.base_url, version="auto")
+                else:
+                    client = docker.from_env(version="auto")
+                client.ping()
+            except docker.errors.DockerException as error:
+                raise EngineError(
+                    f"The Docker engine at {self.where} is not reachable ({error}).",
+                    "Start it (scripts/setup_docker.sh starts dockerd), or set the hyperai connection's host.",
+                ) from error
+            self._client = client
+        return self._client
+
+    def engine_info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = self.client.info()
+        return self._info
+
+    # -- checks before anything is created -----------------------------------------------------------
+
+    def check_compute(self, compute: ComputeType) -> None:
+        """Refuse compute types the engine cannot serve (CPUs, memory, GPU runtime)."""
+        info = self.engine_info()
+        cpus, memory = info.get("NCPU", 0), info.get("MemTotal", 0)
+        if cpus and compute.cpus > cpus:
+            raise ConfigurationError(
+                f"Compute type {compute.name!r} asks for {compute.cpus:g} CPUs; the Docker engine has {cpus}.",
+                "Pick a smaller compute type, or add one that fits to compute_types.yaml.",
+            )
+        if memory and int(compute.memory) > memory:
+            raise ConfigurationError(
+                f"Compute type {compute.name!r} asks for {compute.memory.human_readable()} of memory; "
+                f"the Docker engine has {_human(memory)}.",
+                "Pick a smaller compute type, or add one that fits to compute_types.yaml.",
+            )
+        if compute.gpus:
+            runtimes = sorted((info.get("Runtimes") or {}).keys())
+            if "nvidia" not in runtimes:
+                raise EngineError(
+                    f"Compute type {compute.name!r} needs {compute.gpus} GPU(s), but the Docker engine at "
+                    f"{self.where} has no NVIDIA runtime (runtimes: {', '.join(runtimes) or 'none'}).",
+                    "Install the NVIDIA Container Toolkit and restart dockerd, or use a CPU compute type "
+                    "such as 'cpu'.",
+                )
+
+    def ensure_image(self, reference: str, pull: str = "missing", hint: str = "") -> None:
+        """Make sure the image is local, pulling it when allowed; explain how to get it otherwise."""
+        import docker
+
+        if pull != "always":
+            try:
+                self.client.images.get(reference)
+                return
+            except docker.errors.ImageNotFound:
+                if pull == "never":
+                    raise ImageNotFoundError(
+                        f"Image {reference!r} is not on the Docker engine and pulling is disabled.",
+                        hint or f"Build or load it first (docker pull {reference}).",
+                    ) from None
+        try:
+            self.client.images.pull(reference)
+        except docker.errors.DockerException as error:
+            raise ImageNotFoundError(
+                f"Image {reference!r} is not on the Docker engine and could not be pulled ({error}).",
+                hint or "Build it locally (scripts/build_images.sh) or make a registry reachable.",
+            ) from error
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self, spec: ContainerSpec) -> Container:
+        """Create and start the container; a container that fails to start is removed, never left behind."""
+        import docker
+
+        self.remove(spec.name)  # a leftover of an earlier attempt with the same identity
+        try:
+            container = self.client.containers.create(**spec.create_kwargs())
+        except docker.errors.APIError as error:
+            raise EngineError(
+                f"Docker refused to create container {spec.name}: {error.explanation}"
+            ) from error
+        try:
+            container.start()
+        except docker.errors.APIError as error:
+            self.remove(spec.name)
+            raise EngineError(
+                f"Container {spec.name} could not start: {error.explanation}",
+                "Check the image, the command and the engine's capabilities.",
+            ) from error
+        return container
+
+    def stream_and_wait(
+        self,
+        container: Container,
+        on_line: Callable[[str], None],
+        watchdog: Watchdog | None = None,
+        watch_interval: float = 2.0,
+    ) -> ContainerResult:
+        """Forward output line by line as it arrives, then return the exit status."""
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        stopped: list[str] = []
+        done = threading.Event()
+        watcher = None
+        if watchdog is not None:
+            watcher = threading.Thread(
+                target=self._watch, args=(container, watchdog, watch_interval, done, stopped), daemon=True
+            )
+            watcher.start()
+        try:
+            pending = b""
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._emit(raw, tail, on_line)
+            if pending:
+                self._emit(pending, tail, on_line)
+            status = container.wait()
+        finally:
+            done.set()
+            if watcher is not None:
+                watcher.join(timeout=5)
+        container.reload()
+        state = container.attrs.get("State", {})
+        return ContainerResult(
+            exit_code=int(status.get("StatusCode", state.get("ExitCode", -1))),
+            oom_killed=bool(state.get("OOMKilled")),
+            last_lines=list(tail),
+            stopped_because=stopped[0] if stopped else None,
+        )
+
+    @staticmethod
+    def _emit(raw: bytes, tail: deque[str], on_line: Callable[[str], None]) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        tail.append(line)
+        on_line(line)
+
+    def _watch(
+        self,
+        container: Container,
+        watchdog: Watchdog,
+        interval: float,
+        done: threading.Event,
+        stopped: list[str],
+    ) -> None:
+        while not done.wait(interval):
+            reason = watchdog()
+            if reason:
+                stopped.append(reason)
+                self.stop(container.name)
+                return
+
+    def stop(self, name: str, grace: float | None = None) -> bool:
+        """Stop a container (SIGTERM, then SIGKILL after the grace). False if it does not exist."""
+        import docker
+
+        try:
+            container = self.client.containers.get(name)
+            container.stop(timeout=max(0, round(self.stop_grace_seconds if grace is None else grace)))
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as error:
+            if error.status_code == 404:
+                return False
+            raise
+
+    def remove(self, name: str) -> None:
+        import docker
+
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if error.status_code not in (404, 409):  # 409: removal already in progress
+                raise
+
+    def managed_containers(self, storage_root: str | None = None) -> list[Container]:
+        """Containers this provider created (optionally only those of one storage root), running or not."""
+        filters = {"label": [f"{LABEL_MANAGED}=true"]}
+        if storage_root:
+            filters["label"].append(f"{LABEL_STORAGE_ROOT}={storage_root}")
+        return list(self.client.containers.list(all=True, filters=filters))
+
+    def wait_until_gone(self, name: str, timeout: float = 10.0) -> bool:
+        import docker
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.client.containers.get(name)
+            except docker.errors.NotFound:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

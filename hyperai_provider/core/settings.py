@@ -1,0 +1,61 @@
+"""Where things live: storage root, store URL, Docker host. Read when asked, never at import time."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+OverlayMode = Literal["auto", "on", "off"]
+
+
+def default_storage_root() -> Path:
+    """``HYPERAI_STORAGE_ROOT``, else ``[hyperai] storage_root`` via env, else ``$AIRFLOW_HOME/hyperai``."""
+    for variable in ("HYPERAI_STORAGE_ROOT", "AIRFLOW__HYPERAI__STORAGE_ROOT"):
+        value = os.environ.get(variable)
+        if value:
+            return Path(value).expanduser().absolute()
+    airflow_home = os.environ.get("AIRFLOW_HOME") or "~/airflow"
+    return (Path(airflow_home).expanduser() / "hyperai").absolute()
+
+
+def current_user() -> str:
+    return os.environ.get("HYPERAI_USER") or getpass.getuser()
+
+
+@dataclass(frozen=True)
+class HyperAISettings:
+    """Resolved configuration of one HyperAI installation (shared by operators, CLI and web UI)."""
+
+    storage_root: Path = field(default_factory=default_storage_root)
+    store_url: str | None = None
+    docker_host: str | None = None
+    user: str = field(default_factory=current_user)
+    storage_quota: int | None = None
+    overlay: OverlayMode = "auto"
+    stop_grace_seconds: float = 2.0
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.storage_root / 'store.db'}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> HyperAISettings:
+        """Settings from HYPERAI_* environment variables; explicit non-None overrides win."""
+        values: dict[str, object] = {
+            "storage_root": default_storage_root(),
+            "store_url": os.environ.get("HYPERAI_STORE_URL") or None,
+            "docker_host": os.environ.get("HYPERAI_DOCKER_HOST") or None,
+            "overlay": os.environ.get("HYPERAI_OVERLAY", "auto"),
+        }
+        quota = os.environ.get("HYPERAI_STORAGE_QUOTA")
+        if quota:
+            from pydantic import ByteSize, TypeAdapter
+
+            values["storage_quota"] = int(TypeAdapter(ByteSize).validate_python(quota))
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        if isinstance(values["storage_root"], str):
+            values["storage_root"] = Path(str(values["storage_root"])).expanduser().absolute()
+        return cls(**values)  # type: ignore[arg-type]

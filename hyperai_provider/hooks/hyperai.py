@@ -1,0 +1,82 @@
+"""The ``hyperai`` connection: Docker host, storage root and store URL for the gear service."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from hyperai_provider.core.gears import GearService
+from hyperai_provider.core.settings import HyperAISettings
+
+
+def _airflow_option(key: str) -> str | None:
+    try:
+        from airflow.configuration import conf
+
+        value = conf.get("hyperai", key, fallback=None)
+    except Exception:
+        return None
+    return value or None
+
+
+class HyperAIHook(BaseHook):
+    """Builds a :class:`GearService` from a ``hyperai`` connection; no I/O until first used.
+
+    Connection fields: host = Docker host URL (empty: local socket); extra = ``{"storage_root": ...,
+    "store_url": ..., "overlay": "auto"|"on"|"off"}``. A missing connection means local defaults.
+    """
+
+    conn_name_attr = "hyperai_conn_id"
+    default_conn_name = "hyperai_default"
+    conn_type = "hyperai"
+    hook_name = "HyperAI"
+
+    def __init__(self, hyperai_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.hyperai_conn_id = hyperai_conn_id
+        self._service: GearService | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "login", "password", "port"],
+            "relabeling": {"host": "Docker host URL (empty: local socket)"},
+            "placeholders": {
+                "host": "unix:///var/run/docker.sock",
+                "extra": json.dumps(
+                    {"storage_root": "/srv/hyperai", "store_url": "sqlite:////srv/hyperai/store.db"}
+                ),
+            },
+        }
+
+    def settings(self) -> HyperAISettings:
+        extra: dict[str, Any] = {}
+        host: str | None = None
+        try:
+            connection = self.get_connection(self.hyperai_conn_id)
+        except Exception:
+            if self.hyperai_conn_id != self.default_conn_name:
+                raise
+            self.log.debug("No %s connection; using local defaults", self.hyperai_conn_id)
+        else:
+            host = connection.host or None
+            extra = connection.extra_dejson or {}
+        explicit_root = os.environ.get("HYPERAI_STORAGE_ROOT")
+        return HyperAISettings.from_env(
+            storage_root=extra.get("storage_root") or explicit_root or _airflow_option("storage_root"),
+            store_url=extra.get("store_url") or _airflow_option("store_url"),
+            docker_host=host,
+            overlay=extra.get("overlay"),
+        )
+
+    def get_conn(self) -> GearService:
+        if self._service is None:
+            self._service = GearService(self.settings())
+        return self._service
+
+    @property
+    def service(self) -> GearService:
+        return self.get_conn()

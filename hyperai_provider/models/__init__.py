@@ -1,0 +1,58 @@
+"""Pydantic v2 models: frozen, strict about unknown fields, versioned when persisted."""
+
+from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName, check_name
+from hyperai_provider.models.binding import (
+    HOME,
+    INPUT_ROOT,
+    INPUT_SLOTS,
+    OUTPUT,
+    DatasetSource,
+    InputBinding,
+    WorkdirSource,
+)
+from hyperai_provider.models.compute import ComputeType
+from hyperai_provider.models.dataset import Dataset, DatasetVersion
+from hyperai_provider.models.execution import (
+    ALLOWED_TRANSITIONS,
+    CLOSED_STATES,
+    AirflowContext,
+    ExecutionMode,
+    ExecutionRecord,
+    ExecutionState,
+    StateChange,
+    execution_id,
+    split_execution_id,
+)
+from hyperai_provider.models.gear import Gear, NotificationSettings, NotifyEvent, Visibility
+from hyperai_provider.models.image import RuntimeImage
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "CLOSED_STATES",
+    "HOME",
+    "INPUT_ROOT",
+    "INPUT_SLOTS",
+    "OUTPUT",
+    "SCHEMA_VERSION",
+    "AirflowContext",
+    "ComputeType",
+    "Dataset",
+    "DatasetSource",
+    "DatasetVersion",
+    "ExecutionMode",
+    "ExecutionRecord",
+    "ExecutionState",
+    "FrozenModel",
+    "Gear",
+    "InputBinding",
+    "NotificationSettings",
+    "NotifyEvent",
+    "RuntimeImage",
+    "SafeName",
+    "StateChange",
+    "Visibility",
+    "WorkdirSource",
+    "check_name",
+    "execution_id",
+    "split_execution_id",
+]

@@ -1,0 +1,94 @@
+"""Input bindings: dataset versions or closed working directories mounted read-only at input0-4."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from hyperai_provider.models.base import FrozenModel, SafeName
+
+INPUT_SLOTS = ("input0", "input1", "input2", "input3", "input4")
+InputSlot = Literal["input0", "input1", "input2", "input3", "input4"]
+INPUT_ROOT = "/hyperai/input"
+HOME = "/hyperai/home"
+OUTPUT = "/output"
+
+
+class DatasetSource(FrozenModel):
+    """A dataset version ('dataset:NAME@VERSION')."""
+
+    kind: Literal["dataset"] = "dataset"
+    name: SafeName
+    version: int | Literal["latest"] = "latest"
+    sub_path: str = ""
+
+
+class WorkdirSource(FrozenModel):
+    """A closed execution's working directory; this is also what a Gear task returns as its XCom."""
+
+    kind: Literal["workdir"] = "workdir"
+    execution_id: str
+    gear: SafeName
+    state: str | None = None
+    bytes_stored: int | None = None
+    sub_path: str = ""
+
+
+class InputBinding(FrozenModel):
+    """One read-only mount; ``host_path`` is filled in when the binding is resolved."""
+
+    slot: InputSlot
+    source: DatasetSource | WorkdirSource = Field(discriminator="kind")
+    host_path: str | None = Field(default=None, description="Resolved directory on the Docker host.")
+
+    @property
+    def container_path(self) -> str:
+        return f"{INPUT_ROOT}/{self.slot}"
+
+
+def parse_source(value: object) -> DatasetSource | WorkdirSource:
+    """A binding value: 'dataset:NAME[@VERSION][/sub/path]', '<gear>/<n>[:sub/path]', a model, or the
+    XCom dict of an upstream Gear task (optionally with 'sub_path')."""
+    if isinstance(value, (DatasetSource, WorkdirSource)):
+        return value
+    if isinstance(value, dict):
+        kind = value.get("kind", "workdir")
+        model = DatasetSource if kind == "dataset" else WorkdirSource
+        return model.model_validate(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"cannot bind {value!r}: use 'dataset:NAME@VERSION', an execution id like 'gear/3', "
+            "or an upstream Gear task's output"
+        )
+    text = value.strip()
+    if text.startswith("dataset:"):
+        rest = text.removeprefix("dataset:")
+        name_version, _, sub_path = rest.partition("/")
+        name, _, version = name_version.partition("@")
+        parsed_version: int | str = "latest"
+        if version and version != "latest":
+            if not version.isdigit():
+                raise ValueError(f"dataset version {version!r} in {value!r} must be a number or 'latest'")
+            parsed_version = int(version)
+        return DatasetSource(name=name, version=parsed_version, sub_path=sub_path)  # type: ignore[arg-type]
+    execution, _, sub_path = text.partition(":")
+    gear, sep, number = execution.rpartition("/")
+    if not sep or not number.isdigit():
+        raise ValueError(
+            f"cannot bind {value!r}: expected 'dataset:NAME@VERSION' or an execution id '<gear>/<n>'"
+        )
+    return WorkdirSource(execution_id=execution, gear=gear, sub_path=sub_path)
+
+
+def parse_bindings(inputs: dict[str, object] | None) -> list[InputBinding]:
+    """Validate ``{"input0": value, ...}``: known slots only, at most five."""
+    inputs = inputs or {}
+    if not isinstance(inputs, dict):
+        raise ValueError(f"inputs must be a mapping of slots to sources, got {type(inputs).__name__}")
+    unknown = sorted(str(slot) for slot in inputs if slot not in INPUT_SLOTS)
+    if unknown:
+        raise ValueError(
+            f"unknown input slot(s) {', '.join(unknown)}: HyperAI binds data at {', '.join(INPUT_SLOTS)}"
+        )
+    return [InputBinding(slot=slot, source=parse_source(value)) for slot, value in inputs.items()]  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""Execution records and their state machine."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import Field
+
+from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName
+from hyperai_provider.models.binding import InputBinding
+from hyperai_provider.models.compute import ComputeType
+
+
+class ExecutionState(str, Enum):
+    """Where an execution is in its life. Closed states never change again."""
+
+    CREATED = "created"
+    PREPARING = "preparing"
+    SYNCHRONIZING = "synchronizing"
+    RUNNING = "running"
+    SAVING = "saving"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TERMINATED = "terminated"
+
+    @property
+    def closed(self) -> bool:
+        return self in CLOSED_STATES
+
+
+CLOSED_STATES = frozenset({ExecutionState.SUCCEEDED, ExecutionState.FAILED, ExecutionState.TERMINATED})
+
+_S = ExecutionState
+ALLOWED_TRANSITIONS: dict[ExecutionState, frozenset[ExecutionState]] = {
+    _S.CREATED: frozenset({_S.PREPARING, _S.FAILED, _S.TERMINATED}),
+    _S.PREPARING: frozenset({_S.SYNCHRONIZING, _S.RUNNING, _S.FAILED, _S.TERMINATED}),
+    _S.SYNCHRONIZING: frozenset({_S.RUNNING, _S.FAILED, _S.TERMINATED}),
+    _S.RUNNING: frozenset({_S.SAVING, _S.FAILED, _S.TERMINATED}),
+    _S.SAVING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.TERMINATED}),
+    _S.SUCCEEDED: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.TERMINATED: frozenset(),
+}
+
+
+class ExecutionMode(str, Enum):
+    """HyperAI's two access modes."""
+
+    TASK = "task"
+    WORKSPACE = "workspace"
+
+
+class StateChange(FrozenModel):
+    """One step of an execution's timeline."""
+
+    state: ExecutionState
+    at: datetime
+    message: str = ""
+
+
+class AirflowContext(FrozenModel):
+    """The Airflow task instance that ran an execution (absent for CLI runs)."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int = 1
+    map_index: int = -1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ExecutionRecord(FrozenModel):
+    """Everything known about one execution; persisted as JSON in the Gear store."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(description="'<gear>/<n>', unique and never reused.")
+    gear: SafeName
+    number: int = Field(ge=1)
+    mode: ExecutionMode = ExecutionMode.TASK
+    state: ExecutionState = ExecutionState.CREATED
+    owner: str = Field(default="", description="User that started it.")
+    compute: ComputeType
+    image: str = Field(description="Resolved image reference.")
+    image_name: str | None = Field(default=None, description="Catalog name the image came from, if any.")
+    command: list[str] = Field(default_factory=list, description="argv run in the container.")
+    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict, description="User environment variables.")
+    code_source: str | None = Field(default=None, description="Where the code was copied from.")
+    inputs: list[InputBinding] = Field(default_factory=list)
+    parent: str | None = Field(default=None, description="Execution this one continues from.")
+    airflow: AirflowContext | None = None
+    container_name: str = ""
+    history: list[StateChange] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    failure_reason: str | None = None
+    bytes_stored: int | None = Field(default=None, description="Bytes of this execution's own layer.")
+    saved_completely: bool | None = Field(
+        default=None, description="False when a termination may have left data unsaved."
+    )
+    extra: dict[str, Any] = Field(default_factory=dict, description="Mode-specific details (workspace URL).")
+
+    @property
+    def closed(self) -> bool:
+        return self.state in CLOSED_STATES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at or utcnow()
+        return (end - self.started_at).total_seconds()
+
+
+def execution_id(gear: str, number: int) -> str:
+    return f"{gear}/{number}"
+
+
+def split_execution_id(value: str) -> tuple[str, int]:
+    """Parse '<gear>/<n>'; raise ValueError with the expected form otherwise."""
+    gear, sep, number = value.rpartition("/")
+    if not sep or not gear or not number.isdigit() or int(number) < 1:
+        raise ValueError(f"{value!r} is not an execution id: expected '<gear>/<n>', e.g. 'mnist/3'")
+    return gear, int(number)

@@ -1,0 +1,135 @@
+"""``GearTaskOperator``: one Task-mode execution per task try."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseOperator
+
+from hyperai_provider.models import AirflowContext
+from hyperai_provider.models.spec import ExecutionSpec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from hyperai_provider.core.gears import GearService
+
+
+class GearTaskOperator(BaseOperator):
+    """Run ``command`` in a Gear execution: a Docker container sized by ``compute_type``.
+
+    The code is copied into the execution's working directory ``/hyperai/home`` (also ``/output``),
+    which is saved when the container ends. The task returns a working-directory reference (XCom)
+    that a downstream task can bind as an input: ``inputs={"input0": train.output}``.
+
+    :param command: shell string (run by ``/bin/sh -c`` in ``/hyperai/home``) or argv list.
+    :param image: image catalog name (``python``, ``jupyter``, ...) or any image reference.
+    :param compute_type: compute catalog name (``cpu``, ``t4``, ...).
+    :param gear: gear that owns the execution; default: the DAG id.
+    :param code: folder or file to copy into ``/hyperai/home``; relative to the DAG file's folder.
+    :param environment: extra environment variables.
+    :param parameters: flat mapping passed as ``--key=value`` and written to ``hyperai_params.json``.
+    :param inputs: ``{"input0": ...}`` bindings (dataset versions or upstream working directories).
+    :param pull: ``missing`` (default), ``never`` or ``always``.
+    :param hyperai_conn_id: the ``hyperai`` connection (missing: local defaults).
+    """
+
+    template_fields: Sequence[str] = ("command", "image", "compute_type", "gear", "environment", "parameters")
+    template_ext: Sequence[str] = ()  # a command ending in ".sh" is a command, not a template file
+    ui_color = "#d6eaff"
+
+    def __init__(
+        self,
+        *,
+        command: str | list[str] | None = None,
+        image: str = "python",
+        compute_type: str = "cpu",
+        gear: str | None = None,
+        code: str | Path | None = None,
+        environment: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        code_conflict: Literal["keep", "overwrite", "error"] = "keep",
+        pull: Literal["missing", "never", "always"] = "missing",
+        hyperai_conn_id: str = "hyperai_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.command = command
+        self.image = image
+        self.compute_type = compute_type
+        self.gear = gear
+        self.code = str(code) if code is not None else None
+        self.environment = environment or {}
+        self.parameters = parameters or {}
+        self.inputs = inputs or {}
+        self.code_conflict = code_conflict
+        self.pull = pull
+        self.hyperai_conn_id = hyperai_conn_id
+        self._service: GearService | None = None
+        self._execution_id: str | None = None
+
+    @property
+    def service(self) -> GearService:
+        if self._service is None:
+            from hyperai_provider.hooks.hyperai import HyperAIHook
+
+            self._service = HyperAIHook(self.hyperai_conn_id).service
+        return self._service
+
+    def _code_path(self) -> Path | None:
+        if self.code is None:
+            return None
+        path = Path(self.code).expanduser()
+        if not path.is_absolute():
+            fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
+            base = Path(fileloc).parent if fileloc else Path.cwd()
+            path = base / path
+        return path
+
+    def build_spec(self, context: Context) -> ExecutionSpec:
+        """The execution request for this try (validated: bad input fails here, before Docker)."""
+        ti = context["ti"]
+        airflow = AirflowContext(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            try_number=ti.try_number,
+            map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
+        )
+        return ExecutionSpec(
+            gear=self.gear or ti.dag_id,
+            image=self.image,
+            compute_type=self.compute_type,
+            command=self.command,
+            code=self._code_path(),
+            environment=self.environment,
+            parameters=self.parameters,
+            inputs=self.service.bindings_from(self.inputs),
+            code_conflict=self.code_conflict,
+            pull=self.pull,
+            airflow=airflow,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        spec = self.build_spec(context)
+        record = self.service.run(spec, on_line=self.log.info, on_created=self._remember)
+        self.log.info(
+            "Execution %s %s; working directory: %s",
+            record.id,
+            record.state.value,
+            self.service.workdir(record),
+        )
+        return self.service.reference(record).model_dump(mode="json")
+
+    def _remember(self, record: Any) -> None:
+        self._execution_id = record.id
+        self.log.info(
+            "Execution %s created (compute type %s, image %s)", record.id, record.compute.name, record.image
+        )
+
+    def on_kill(self) -> None:
+        if self._execution_id is not None:
+            self.service.stop(self._execution_id, "task killed by Airflow")
