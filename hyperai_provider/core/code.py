@@ -65,18 +65,19 @@ def copy_code(
     """Copy code into ``home``. ``exists`` tells whether the working directory already has a path
     (a continuation's merged view); by default, whether ``home`` has it."""
     exists = exists or (lambda relative: (home / relative).exists())
+    files = code_files(source)
+    conflicts = [relative for _, relative in files if exists(relative)]
+    if conflicts and conflict == "error":
+        raise ConflictError(
+            f"Code file(s) {', '.join(conflicts)} already exist in the working directory being continued.",
+            "Rename them, or pass code_conflict='overwrite' (use the upload) or 'keep' (use the working dir's).",
+        )
     result = CodeCopy()
-    for path, relative in code_files(source):
-        if exists(relative):
-            if conflict == "error":
-                raise ConflictError(
-                    f"Code file {relative!r} already exists in the working directory being continued.",
-                    "Rename it, or pass code_conflict='overwrite' or 'keep'.",
-                )
-            if conflict == "keep":
-                log.warning("Kept the working directory's %s; the uploaded copy was not used", relative)
-                result.kept.append(relative)
-                continue
+    for path, relative in files:
+        if conflict == "keep" and relative in conflicts:
+            log.warning("Kept the working directory's %s; the uploaded copy was not used", relative)
+            result.kept.append(relative)
+            continue
         target = home / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink():

@@ -143,6 +143,15 @@ class DockerRunner:
         """Refuse compute types the engine cannot serve (CPUs, memory, GPU runtime)."""
         info = self.engine_info()
         cpus, memory = info.get("NCPU", 0), info.get("MemTotal", 0)
+        if compute.gpus:
+            runtimes = sorted((info.get("Runtimes") or {}).keys())
+            if "nvidia" not in runtimes:
+                raise EngineError(
+                    f"Compute type {compute.name!r} needs {compute.gpus} GPU(s), but the Docker engine at "
+                    f"{self.where} has no NVIDIA runtime (runtimes: {', '.join(runtimes) or 'none'}).",
+                    "Install the NVIDIA Container Toolkit and restart dockerd, or use a CPU compute type "
+                    "such as 'cpu'.",
+                )
         if cpus and compute.cpus > cpus:
             raise ConfigurationError(
                 f"Compute type {compute.name!r} asks for {compute.cpus:g} CPUs; the Docker engine has {cpus}.",
@@ -154,15 +163,6 @@ class DockerRunner:
                 f"the Docker engine has {_human(memory)}.",
                 "Pick a smaller compute type, or add one that fits to compute_types.yaml.",
             )
-        if compute.gpus:
-            runtimes = sorted((info.get("Runtimes") or {}).keys())
-            if "nvidia" not in runtimes:
-                raise EngineError(
-                    f"Compute type {compute.name!r} needs {compute.gpus} GPU(s), but the Docker engine at "
-                    f"{self.where} has no NVIDIA runtime (runtimes: {', '.join(runtimes) or 'none'}).",
-                    "Install the NVIDIA Container Toolkit and restart dockerd, or use a CPU compute type "
-                    "such as 'cpu'.",
-                )
 
     def ensure_image(self, reference: str, pull: str = "missing", hint: str = "") -> None:
         """Make sure the image is local, pulling it when allowed; explain how to get it otherwise."""
