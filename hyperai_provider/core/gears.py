@@ -27,7 +27,7 @@ from hyperai_provider.core.runner import (
     Watchdog,
 )
 from hyperai_provider.core.settings import HyperAISettings
-from hyperai_provider.core.storage import StorageRoot, atomic_write_json, tree_usage
+from hyperai_provider.core.storage import StorageRoot, Usage, atomic_write_json, tree_usage
 from hyperai_provider.core.store import GearStore
 from hyperai_provider.exceptions import (
     ConfigurationError,
@@ -316,8 +316,20 @@ class GearService:
         return self.store.list_executions(gear)
 
     def workdir(self, record: ExecutionRecord) -> Path:
-        """Host path of an execution's working directory (its own layer)."""
+        """Host path of an execution's own layer (its whole working directory unless continued)."""
         return self.storage.layer_dir(record.gear, record.number)
+
+    def workdir_layers(self, record: ExecutionRecord) -> list[Path]:
+        """The layers that make up an execution's working directory, top (its own) first."""
+        return [self.workdir(record)]
+
+    def link_workdir(self, record: ExecutionRecord, destination: Path) -> Usage:
+        """Materialise a closed execution's full working directory at ``destination`` without copying
+        file contents (hard links). Used for dataset versions made from a working directory."""
+        layers = self.workdir_layers(record)
+        if len(layers) != 1:
+            raise NotImplementedError("merged views of continued executions are built by core.layers")
+        return self.storage.hardlink_tree(layers[0], destination)
 
     def stop(self, id_: str, reason: str = "stopped by user") -> ExecutionRecord:
         """Ask a running execution to stop; the process running it records the termination."""

@@ -143,6 +143,29 @@ class StorageRoot:
     def dataset_version_dir(self, name: str, version: int) -> Path:
         return self.dataset_dir(name) / str(version)
 
+    def hardlink_tree(self, source: Path, destination: Path) -> Usage:
+        """Recreate ``source`` at ``destination`` sharing file contents (hard links, no copy).
+
+        Only for immutable sources (closed working directories, dataset versions): nothing writes
+        their files again, so sharing them is safe. Symlinks are recreated as symlinks, never followed.
+        """
+        total = files = 0
+        destination.mkdir(parents=True, exist_ok=True)
+        for directory, subdirs, names in os.walk(source):
+            relative = Path(directory).relative_to(source)
+            for subdir in subdirs:
+                (destination / relative / subdir).mkdir(exist_ok=True)
+            for name in names:
+                path = Path(directory) / name
+                target = destination / relative / name
+                if path.is_symlink():
+                    target.symlink_to(os.readlink(path))
+                    continue
+                os.link(path, target)
+                files += 1
+                total += path.stat().st_size
+        return Usage(bytes=total, files=files)
+
     def remove_tree(self, path: Path) -> int:
         """Delete ``path``; return the bytes released."""
         if not path.exists():
