@@ -17,7 +17,7 @@ def _option(description: str, example: str | None = None) -> dict[str, Any]:
 
 def get_provider_info() -> dict[str, Any]:
     return {
-        "package-name": "apache-airflow-providers-hyperai",
+        "package-name": "hyperai-provider",
         "name": "HyperAI",
         "description": "HyperAI Gears: executions in Docker containers with saved working directories, "
         "datasets, continuation and pipelines.",
