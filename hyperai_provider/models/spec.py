@@ -77,3 +77,22 @@ class ExecutionSpec(FrozenModel):
 
     def _has_notebook(self) -> bool:
         return self.code is not None and self.code.suffix == ".ipynb"
+
+
+def build_spec(**fields: object) -> ExecutionSpec:
+    """Validate an execution request; bad input becomes one readable ConfigurationError."""
+    from pydantic import ValidationError
+
+    from hyperai_provider.exceptions import ConfigurationError
+
+    try:
+        return ExecutionSpec.model_validate(fields)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        raise ConfigurationError(
+            "Invalid execution request: " + "; ".join(problems), "Fix the task's arguments."
+        ) from error

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 
 from hyperai_provider.models import AirflowContext
-from hyperai_provider.models.spec import ExecutionSpec
+from hyperai_provider.models.spec import ExecutionSpec, build_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -99,7 +99,7 @@ class GearTaskOperator(BaseOperator):
             try_number=ti.try_number,
             map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
         )
-        return ExecutionSpec(
+        return build_spec(
             gear=self.gear or ti.dag_id,
             image=self.image,
             compute_type=self.compute_type,

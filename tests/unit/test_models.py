@@ -179,3 +179,13 @@ def test_binding_values_parse() -> None:
 def test_bad_bindings_are_explained(inputs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_bindings(inputs)
+
+
+def test_build_spec_turns_validation_errors_into_one_readable_message() -> None:
+    from hyperai_provider.models.spec import build_spec
+
+    with pytest.raises(ConfigurationError, match=r"gear: name 'bad name' is not a safe identifier") as caught:
+        build_spec(gear="bad name", image="python", command="true")
+    assert "Fix the task's arguments" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="command is empty"):
+        build_spec(gear="g", image="python", command="")
