@@ -172,6 +172,15 @@ def test_bad_input_fails_before_any_container_or_record(
     assert docker_service.executions() == []
 
 
+def test_compute_type_with_more_memory_than_the_engine_is_refused(docker_service: GearService) -> None:
+    (docker_service.settings.storage_root / "compute_types.yaml").write_text(
+        "huge-memory:\n  cpus: 1\n  memory: 64TiB\n  disk_quota: 1GiB\n"
+    )
+    with pytest.raises(ConfigurationError, match=r"asks for 64.0TiB of memory; the Docker engine has [0-9.]+ GiB"):
+        docker_service.run(task(compute_type="huge-memory", command="true"))
+    assert docker_service.executions() == []
+
+
 def test_gpu_compute_type_without_nvidia_runtime_is_refused_before_create(
     docker_service: GearService,
 ) -> None:
