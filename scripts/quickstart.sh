@@ -38,13 +38,9 @@ for dag in "${DAGS[@]}"; do
   hyperai executions "$dag"
 done
 echo
-echo "Working directories (storage root: ${HYPERAI_STORAGE_ROOT:-$AIRFLOW_HOME/hyperai}):"
-hyperai executions --json | python3 -c '
-import json, sys
-for record in json.load(sys.stdin):
-    print(f"  {record[\"id\"]:<32} {record[\"state\"]:<10}")
-'
+echo "Storage root: ${HYPERAI_STORAGE_ROOT:-$AIRFLOW_HOME/hyperai}"
 for dag in "${DAGS[@]}"; do
-  last=$(hyperai executions "$dag" --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[-1]["id"] if r else "")')
-  [ -n "$last" ] && hyperai show "$last" | grep -E "^(id|state|working dir)"
+  for id in $(hyperai executions "$dag" --json | python3 -c 'import json, sys; print(" ".join(r["id"] for r in json.load(sys.stdin)))'); do
+    hyperai show "$id" --json | python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["id"].ljust(28), r["state"].ljust(10), "working directory:", r["workdir"])'
+  done
 done
