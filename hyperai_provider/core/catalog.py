@@ -16,9 +16,12 @@ from hyperai_provider.models import ComputeType, RuntimeImage
 M = TypeVar("M", bound=BaseModel)
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster when present
+
+
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_Loader) or {}
     except yaml.YAMLError as error:
         raise ConfigurationError(f"{origin} is not valid YAML: {error}", "Fix the file's syntax.") from error
     if not isinstance(data, dict):

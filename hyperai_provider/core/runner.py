@@ -122,8 +122,7 @@ class DockerRunner:
                 if self.base_url:
                     client = docker.DockerClient(base_url=self.base_url, version="auto")
                 else:
-                    client = docker.from_env(version="auto")
-                client.ping()
+                    client = docker.from_env(version="auto")  # "auto" asks the engine: a reachability check
             except docker.errors.DockerException as error:
                 raise EngineError(
                     f"The Docker engine at {self.where} is not reachable ({error}).",
@@ -192,13 +191,14 @@ class DockerRunner:
         """Create and start the container; a container that fails to start is removed, never left behind."""
         import docker
 
-        self.remove(spec.name)  # a leftover of an earlier attempt with the same identity
+        kwargs = spec.create_kwargs()
         try:
-            container = self.client.containers.create(**spec.create_kwargs())
+            container = self.client.containers.create(**kwargs)
         except docker.errors.APIError as error:
-            raise EngineError(
-                f"Docker refused to create container {spec.name}: {error.explanation}"
-            ) from error
+            if error.status_code != 409:
+                raise EngineError(f"Docker refused to create container {spec.name}: {error.explanation}") from error
+            self.remove(spec.name)  # a leftover of an earlier attempt with the same identity
+            container = self.client.containers.create(**kwargs)
         try:
             container.start()
         except docker.errors.APIError as error:
@@ -286,12 +286,11 @@ class DockerRunner:
             raise
 
     def remove(self, name: str) -> None:
+        """Remove a container, running or not; nothing to do if it does not exist."""
         import docker
 
         try:
-            self.client.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
+            self.client.api.remove_container(name, force=True)
         except docker.errors.APIError as error:
             if error.status_code not in (404, 409):  # 409: removal already in progress
                 raise
