@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from hyperai_provider.core.catalog import Catalogs
-from hyperai_provider.core.code import copy_code, parameter_arguments, write_parameters
+from hyperai_provider.core.code import code_files, copy_code, parameter_arguments, write_parameters
+from hyperai_provider.core.notebooks import check_notebooks, default_command, export_into
 from hyperai_provider.core.runner import (
     LABEL_EXECUTION,
     LABEL_GEAR,
@@ -27,10 +28,11 @@ from hyperai_provider.core.runner import (
     Watchdog,
 )
 from hyperai_provider.core.settings import HyperAISettings
-from hyperai_provider.core.storage import StorageRoot, Usage, atomic_write_json, tree_usage
+from hyperai_provider.core.storage import StorageRoot, Usage, atomic_write_json, resolve_inside, tree_usage
 from hyperai_provider.core.store import GearStore
 from hyperai_provider.exceptions import (
     ConfigurationError,
+    ConflictError,
     ExecutionFailedError,
     ExecutionTerminatedError,
     HyperAIError,
@@ -39,11 +41,13 @@ from hyperai_provider.models import (
     HOME,
     OUTPUT,
     ComputeType,
+    ExecutionMode,
     ExecutionRecord,
     ExecutionState,
     InputBinding,
     RuntimeImage,
     WorkdirSource,
+    split_execution_id,
 )
 from hyperai_provider.models.binding import parse_bindings
 from hyperai_provider.models.spec import ExecutionSpec
@@ -64,6 +68,8 @@ class ExecutionPlan:
     image_entry: RuntimeImage | None
     code: Path | None
     inputs: list[InputBinding] = field(default_factory=list)
+    notebooks: list[str] = field(default_factory=list)
+    """Uploaded notebooks (relative paths), exported to scripts in Task mode."""
 
 
 def container_name(record: ExecutionRecord) -> str:
@@ -86,7 +92,9 @@ class GearService:
     def __init__(self, settings: HyperAISettings | None = None, runner: DockerRunner | None = None) -> None:
         self.settings = settings or HyperAISettings.from_env()
         self.storage = StorageRoot(self.settings.storage_root)
-        self.runner = runner or DockerRunner(self.settings.docker_host, self.settings.stop_grace_seconds)
+        self.runner = runner or DockerRunner(
+            self.settings.docker_host, self.settings.stop_grace_seconds, self.storage.tmp / "engine-facts.json"
+        )
         self._store: GearStore | None = None
         self._catalogs: Catalogs | None = None
 
@@ -109,18 +117,51 @@ class GearService:
         """Resolve names and check everything that can be checked before a container exists."""
         compute = self.catalogs.compute_type(spec.compute_type)
         image, image_entry = self.catalogs.image(spec.image)
-        code = spec.code
+        code = self.code_from(spec.code_from) if spec.code_from else spec.code
         if code is not None and not code.exists():
             raise ConfigurationError(
                 f"Code path {str(code)!r} does not exist.",
                 "Give a folder or file, absolute or relative to the DAG file's folder.",
             )
+        notebooks: list[str] = []
+        if code is not None and spec.mode is ExecutionMode.TASK:
+            notebooks = check_notebooks(code_files(code))
+            if not spec.command:
+                spec = spec.model_copy(update={"command": default_command(notebooks)})
         inputs = self.resolve_inputs(spec.inputs)
         self.runner.check_compute(compute)
         self.runner.ensure_image(image, spec.pull, image_entry.build_hint if image_entry else "")
         return ExecutionPlan(
-            spec=spec, compute=compute, image=image, image_entry=image_entry, code=code, inputs=inputs
+            spec=spec,
+            compute=compute,
+            image=image,
+            image_entry=image_entry,
+            code=code,
+            inputs=inputs,
+            notebooks=notebooks,
         )
+
+    def code_from(self, reference: str) -> Path:
+        """Promotion: the folder of a closed execution's working directory that provides a task's code
+        (``'<gear>/<n>'`` or ``'<gear>/<n>:sub/path'``)."""
+        id_, _, sub_path = reference.partition(":")
+        try:
+            split_execution_id(id_)
+        except ValueError as error:
+            raise ConfigurationError(f"Invalid code reference {reference!r}: {error}.") from error
+        record = self.store.get_execution(id_)
+        if not record.closed or not self.storage.is_saved(record.gear, record.number):
+            raise ConflictError(
+                f"Execution {id_} is {record.state.value}; its working directory is not saved yet.",
+                "Take code only from a closed execution (close the workspace first).",
+            )
+        layers = self.workdir_layers(record)
+        if len(layers) == 1:
+            base = layers[0]
+        else:
+            base = self.storage.temporary_dir("code-from-")
+            self.link_workdir(record, base)
+        return resolve_inside(base, sub_path, "code sub-path")
 
     def resolve_inputs(self, inputs: list[InputBinding]) -> list[InputBinding]:
         """Fill in each binding's host path (datasets and closed working directories)."""
@@ -204,6 +245,8 @@ class GearService:
         if plan.code is not None:
             copied = copy_code(plan.code, home, plan.spec.code_conflict)
             on_line(f"[hyperai] copied {len(copied.copied)} code file(s) from {plan.code}")
+            for script in export_into(home, [n for n in plan.notebooks if n in copied.copied]):
+                on_line(f"[hyperai] exported notebook to {script}")
         if record.parameters:
             write_parameters(home, record.parameters)
 

@@ -76,7 +76,10 @@ class ExecutionSpec(FrozenModel):
         return self
 
     def _has_notebook(self) -> bool:
-        return self.code is not None and self.code.suffix == ".ipynb"
+        """Code that may hold a notebook to run; the core checks that it holds exactly one."""
+        if self.code_from:
+            return True
+        return self.code is not None and (self.code.suffix == ".ipynb" or self.code.is_dir())
 
 
 def build_spec(**fields: object) -> ExecutionSpec:

@@ -1,0 +1,105 @@
+"""Notebooks as code: check ``.ipynb`` files before start and export them to ``.py`` scripts.
+
+nbformat/nbconvert are imported lazily: parsing a DAG never pays for them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hyperai_provider.core.storage import atomic_write_bytes
+from hyperai_provider.exceptions import ConfigurationError
+
+SUFFIX = ".ipynb"
+
+
+def is_notebook(path: str | Path) -> bool:
+    return str(path).endswith(SUFFIX)
+
+
+def script_name(relative: str) -> str:
+    """Where a notebook's script goes: ``analysis/train.ipynb`` -> ``analysis/train.py``."""
+    return relative[: -len(SUFFIX)] + ".py"
+
+
+def read_notebook(path: Path) -> Any:
+    """Parse and validate a notebook; raise ConfigurationError saying what is wrong with it."""
+    import nbformat
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(
+            f"Notebook {str(path)!r} cannot be read ({error}).", "Give a readable UTF-8 .ipynb file."
+        ) from error
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(
+            f"Notebook {str(path)!r} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}).",
+            "Save it again from Jupyter, or remove it from the code folder (or add it to .hyperaiignore).",
+        ) from error
+    try:
+        notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+    except (
+        Exception
+    ) as error:  # nbformat raises several unrelated types (ValidationError, NBFormatError, ...)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(
+            f"Notebook {str(path)!r} is not a valid nbformat 4 notebook: {first_line}",
+            "Open and save it with JupyterLab to repair it, or remove it from the code.",
+        ) from error
+    return notebook
+
+
+def export_script(notebook_path: Path, output: Path) -> Path:
+    """Export a notebook's code cells to a Python script at ``output`` (written atomically)."""
+    from nbconvert import PythonExporter
+
+    notebook = read_notebook(notebook_path)
+    body, _ = PythonExporter().from_notebook_node(notebook)
+    atomic_write_bytes(output, body.encode("utf-8"))
+    return output
+
+
+def check_notebooks(files: list[tuple[Path, str]]) -> list[str]:
+    """Validate every notebook among uploaded ``(path, relative)`` files; return their relative paths.
+
+    A notebook whose script name is also uploaded as a ``.py`` is refused: the export would overwrite it.
+    """
+    relatives = {relative for _, relative in files}
+    notebooks = []
+    for path, relative in files:
+        if not is_notebook(relative):
+            continue
+        read_notebook(path)
+        if script_name(relative) in relatives:
+            raise ConfigurationError(
+                f"The code has both {relative} and {script_name(relative)}; exporting the notebook would "
+                "overwrite the script.",
+                "Rename one of them, or list the one you do not need in .hyperaiignore.",
+            )
+        notebooks.append(relative)
+    return notebooks
+
+
+def default_command(notebooks: list[str]) -> list[str]:
+    """argv that runs the one uploaded notebook's script; a clear error when that is ambiguous."""
+    if len(notebooks) != 1:
+        found = ", ".join(notebooks) if notebooks else "none"
+        raise ConfigurationError(
+            f"No command was given and the code does not hold exactly one notebook (found: {found}).",
+            "Give the command to run, e.g. command='python3 train.py'.",
+        )
+    return ["python3", script_name(notebooks[0])]
+
+
+def export_into(home: Path, notebooks: list[str]) -> list[str]:
+    """Export each uploaded notebook next to itself in the working directory; return the scripts."""
+    return [
+        export_script(home / relative, home / script_name(relative)).relative_to(home).as_posix()
+        for relative in notebooks
+    ]

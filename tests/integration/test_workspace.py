@@ -1,0 +1,152 @@
+"""Workspace mode on the real Docker engine with a real JupyterLab (hyperai/jupyter:bookworm-1)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hyperai_provider.core.gears import GearService
+from hyperai_provider.core.workspace import Workspace, WorkspaceEnd, WorkspaceOptions, Workspaces
+from hyperai_provider.exceptions import ConfigurationError
+from hyperai_provider.models import ExecutionState
+from hyperai_provider.models.spec import ExecutionSpec
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def workspaces(service: GearService, jupyter_image: str) -> Workspaces:
+    return Workspaces(service)
+
+
+def spec(gear: str, **fields) -> ExecutionSpec:  # type: ignore[no-untyped-def]
+    return ExecutionSpec.model_validate({"gear": gear, "image": "jupyter", "mode": "workspace", **fields})
+
+
+def call(url: str, method: str = "GET", token: str | None = None, body: object = None) -> tuple[int, object]:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+def base(workspace: Workspace) -> str:
+    return workspace.url.removesuffix("/lab")
+
+
+def wait_end(workspaces: Workspaces, id_: str, timeout: float = 60) -> WorkspaceEnd:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        end = workspaces.check(id_)
+        if end is not None:
+            return end
+        time.sleep(0.2)
+    raise AssertionError(f"workspace {id_} did not end within {timeout} s")
+
+
+def start(workspaces: Workspaces, gear: str, options: WorkspaceOptions, **fields) -> Workspace:  # type: ignore[no-untyped-def]
+    return workspaces.start(workspaces.plan(spec(gear, **fields), options), options, on_line=lambda _: None)
+
+
+def test_token_contents_and_shutdown_save_the_working_directory(
+    workspaces: Workspaces, tmp_path: Path
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print('hi')\n")
+    began = time.monotonic()
+    workspace = start(workspaces, "ws-api", WorkspaceOptions(idle_timeout=None), code=code)
+    ready = time.monotonic() - began
+    try:
+        assert workspace.url.startswith("http://127.0.0.1:")
+        assert call(base(workspace) + "/api/status", token=workspace.token)[0] == 200
+        assert call(base(workspace) + "/api/status")[0] == 403
+        assert call(base(workspace) + "/api/status", token="wrong")[0] == 403
+        status, listing = call(base(workspace) + "/api/contents", token=workspace.token)
+        assert status == 200 and {item["name"] for item in listing["content"]} == {"train.py"}  # type: ignore[index]
+        created = call(
+            base(workspace) + "/api/contents/notes.txt",
+            "PUT",
+            workspace.token,
+            {"type": "file", "format": "text", "content": "written through Jupyter"},
+        )
+        assert created[0] == 201
+        record = workspaces.service.get(workspace.record.id)
+        assert record.state is ExecutionState.RUNNING and record.mode.value == "workspace"
+        assert workspace.token not in json.dumps(record.model_dump(mode="json"))
+        assert workspaces.url_with_token(record) == workspace.url_with_token
+        shutdown_at = time.monotonic()
+        assert call(base(workspace) + "/api/shutdown", "POST", workspace.token)[0] in (200, 204)
+        end = wait_end(workspaces, workspace.record.id)
+        record = workspaces.finish(workspace.record.id, end)
+        ended = time.monotonic() - shutdown_at
+    finally:
+        workspaces.service.runner.remove(workspace.record.container_name)
+    print(f"\nJupyterLab answered {ready:.2f} s after start; task closed {ended:.2f} s after shutdown")
+    assert end == WorkspaceEnd("succeeded", "shut down from JupyterLab", 0)
+    assert record.state is ExecutionState.SUCCEEDED and record.extra["ended_because"] == end.reason
+    home = workspaces.service.workdir(record)
+    assert (home / "notes.txt").read_text() == "written through Jupyter"
+    assert workspaces.service.storage.is_saved(record.gear, record.number)
+    log = workspaces.service.storage.log_path(record.gear, record.number).read_text()
+    assert "Jupyter" in log and workspace.token not in log
+    assert workspaces.url_with_token(record) is None
+
+
+def test_idle_timeout_ends_an_idle_workspace(workspaces: Workspaces) -> None:
+    workspace = start(workspaces, "ws-idle", WorkspaceOptions(idle_timeout=2))
+    try:
+        end = wait_end(workspaces, workspace.record.id, timeout=30)
+        record = workspaces.finish(workspace.record.id, end)
+    finally:
+        workspaces.service.runner.remove(workspace.record.container_name)
+    assert end.state == "succeeded" and end.reason.startswith("idle for")
+    assert record.state is ExecutionState.SUCCEEDED and record.extra["ended_because"].startswith("idle for")
+
+
+def test_stop_terminates_the_workspace(workspaces: Workspaces) -> None:
+    workspace = start(workspaces, "ws-stop", WorkspaceOptions(idle_timeout=None))
+    try:
+        workspaces.service.stop(workspace.record.id, "stopped by user")
+        end = wait_end(workspaces, workspace.record.id)
+        record = workspaces.finish(workspace.record.id, end)
+    finally:
+        workspaces.service.runner.remove(workspace.record.container_name)
+    assert end.state == "terminated" and end.reason == "stopped by user"
+    assert record.state is ExecutionState.TERMINATED and record.saved_completely
+
+
+def test_an_image_without_jupyterlab_fails_before_anything_starts(
+    workspaces: Workspaces, base_image: str
+) -> None:
+    began = time.monotonic()
+    with pytest.raises(ConfigurationError, match="has no JupyterLab") as caught:
+        workspaces.plan(spec("ws-noimg", image=base_image), WorkspaceOptions())
+    print(f"\nimage check by a throwaway container: {time.monotonic() - began:.2f} s")
+    assert "scripts/build_images.sh --only jupyter" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="has no JupyterLab"):
+        workspaces.plan(spec("ws-noimg", image="python"), WorkspaceOptions())
+    assert workspaces.service.executions() == []
+
+
+def test_a_port_that_cannot_be_bound_fails_before_anything_starts(workspaces: Workspaces) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigurationError, match=f"Cannot bind port {port}"):
+            workspaces.plan(spec("ws-port"), WorkspaceOptions(host_port=port))
+    with pytest.raises(ConfigurationError, match="Cannot bind"):
+        workspaces.plan(spec("ws-port"), WorkspaceOptions(host_address="192.0.2.1"))
+    assert workspaces.service.executions() == []
