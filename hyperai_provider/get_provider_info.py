@@ -31,6 +31,10 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "operators": [{"integration-name": "HyperAI", "python-modules": ["hyperai_provider.operators"]}],
         "hooks": [{"integration-name": "HyperAI", "python-modules": ["hyperai_provider.hooks.hyperai"]}],
+        "triggers": [
+            {"integration-name": "HyperAI", "python-modules": ["hyperai_provider.triggers.workspace"]}
+        ],
+        "extra-links": ["hyperai_provider.links.JupyterLabLink"],
         "connection-types": [
             {
                 "connection-type": "hyperai",

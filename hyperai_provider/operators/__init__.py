@@ -1,5 +1,6 @@
 """Airflow operators for Gear executions."""
 
 from hyperai_provider.operators.gear_task import GearTaskOperator
+from hyperai_provider.operators.gear_workspace import GearWorkspaceOperator
 
-__all__ = ["GearTaskOperator"]
+__all__ = ["GearTaskOperator", "GearWorkspaceOperator"]

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
-from hyperai_provider.models import AirflowContext
+from hyperai_provider.exceptions import ConfigurationError
+from hyperai_provider.models import AirflowContext, ExecutionMode, WorkdirSource
+from hyperai_provider.models.binding import parse_source
 from hyperai_provider.models.spec import ExecutionSpec, build_spec
 
 if TYPE_CHECKING:
@@ -28,7 +30,10 @@ class GearTaskOperator(BaseOperator):
     :param image: image catalog name (``python``, ``jupyter``, ...) or any image reference.
     :param compute_type: compute catalog name (``cpu``, ``t4``, ...).
     :param gear: gear that owns the execution; default: the DAG id.
-    :param code: folder or file to copy into ``/hyperai/home``; relative to the DAG file's folder.
+    :param code: folder, file or ``.ipynb`` to copy into ``/hyperai/home`` (relative to the DAG file's
+        folder); or an execution's working directory to take the code from (promotion): an execution id
+        ``'gear/3'``, ``'gear/3:sub/path'``, or an upstream Gear task's output. A notebook is exported to
+        a ``.py`` script; with no ``command``, the one uploaded notebook's script runs.
     :param environment: extra environment variables.
     :param parameters: flat mapping passed as ``--key=value`` and written to ``hyperai_params.json``.
     :param inputs: ``{"input0": ...}`` bindings (dataset versions or upstream working directories).
@@ -36,7 +41,16 @@ class GearTaskOperator(BaseOperator):
     :param hyperai_conn_id: the ``hyperai`` connection (missing: local defaults).
     """
 
-    template_fields: Sequence[str] = ("command", "image", "compute_type", "gear", "environment", "parameters")
+    template_fields: Sequence[str] = (
+        "command",
+        "image",
+        "compute_type",
+        "gear",
+        "code",
+        "environment",
+        "parameters",
+    )
+    mode: ExecutionMode = ExecutionMode.TASK
     template_ext: Sequence[str] = ()  # a command ending in ".sh" is a command, not a template file
     ui_color = "#d6eaff"
 
@@ -47,7 +61,7 @@ class GearTaskOperator(BaseOperator):
         image: str = "python",
         compute_type: str = "cpu",
         gear: str | None = None,
-        code: str | Path | None = None,
+        code: str | Path | dict[str, Any] | None = None,
         environment: dict[str, str] | None = None,
         parameters: dict[str, Any] | None = None,
         inputs: dict[str, Any] | None = None,
@@ -61,7 +75,7 @@ class GearTaskOperator(BaseOperator):
         self.image = image
         self.compute_type = compute_type
         self.gear = gear
-        self.code = str(code) if code is not None else None
+        self.code: Any = str(code) if isinstance(code, Path) else code  # may be an XComArg until rendered
         self.environment = environment or {}
         self.parameters = parameters or {}
         self.inputs = inputs or {}
@@ -79,8 +93,27 @@ class GearTaskOperator(BaseOperator):
             self._service = HyperAIHook(self.hyperai_conn_id).service
         return self._service
 
+    def _code_fields(self) -> dict[str, Any]:
+        """``code`` as a path to upload, or as ``code_from`` (an execution's working directory)."""
+        if self.code is None or self.code == "":
+            return {}
+        path = self._code_path()
+        if isinstance(self.code, str) and path is not None and path.exists():
+            return {"code": path}
+        try:
+            source = parse_source(self.code)
+        except ValueError:
+            return {"code": path}  # not a reference either: the plan says the path does not exist
+        if not isinstance(source, WorkdirSource):
+            raise ConfigurationError(
+                f"code={self.code!r} names a dataset; code comes from a folder, a file or an execution.",
+                "Bind datasets with inputs={'input0': ...} instead.",
+            )
+        reference = source.execution_id + (f":{source.sub_path}" if source.sub_path else "")
+        return {"code_from": reference}
+
     def _code_path(self) -> Path | None:
-        if self.code is None:
+        if not isinstance(self.code, str):
             return None
         path = Path(self.code).expanduser()
         if not path.is_absolute():
@@ -104,7 +137,8 @@ class GearTaskOperator(BaseOperator):
             image=self.image,
             compute_type=self.compute_type,
             command=self.command,
-            code=self._code_path(),
+            mode=self.mode,
+            **self._code_fields(),
             environment=self.environment,
             parameters=self.parameters,
             inputs=self.service.bindings_from(self.inputs),

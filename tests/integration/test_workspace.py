@@ -150,3 +150,58 @@ def test_a_port_that_cannot_be_bound_fails_before_anything_starts(workspaces: Wo
     with pytest.raises(ConfigurationError, match="Cannot bind"):
         workspaces.plan(spec("ws-port"), WorkspaceOptions(host_address="192.0.2.1"))
     assert workspaces.service.executions() == []
+
+
+def test_the_trigger_yields_one_event_when_jupyterlab_is_shut_down(workspaces: Workspaces) -> None:
+    import asyncio
+
+    from hyperai_provider.triggers.workspace import WorkspaceTrigger
+
+    workspace = start(workspaces, "ws-trigger", WorkspaceOptions(idle_timeout=None))
+    settings = workspaces.service.settings
+    trigger = WorkspaceTrigger(workspace.record.id, str(settings.storage_root), poll_interval=0.2)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "hyperai_provider.triggers.workspace.WorkspaceTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs  # plain values only
+    assert workspace.token not in json.dumps(kwargs)
+
+    async def run() -> list[object]:
+        events = []
+        runner = asyncio.ensure_future(_collect(WorkspaceTrigger(**kwargs), events))
+        await asyncio.sleep(1)
+        assert not runner.done()  # still waiting: the workspace is open
+        await asyncio.to_thread(call, base(workspace) + "/api/shutdown", "POST", workspace.token)
+        await asyncio.wait_for(runner, 30)
+        return events
+
+    try:
+        events = asyncio.run(run())
+        record = workspaces.finish(
+            workspace.record.id,
+            WorkspaceEnd(**{k: events[0].payload[k] for k in ("state", "reason", "exit_code")}),
+        )  # type: ignore[attr-defined]
+    finally:
+        workspaces.service.runner.remove(workspace.record.container_name)
+    assert len(events) == 1
+    payload = events[0].payload  # type: ignore[attr-defined]
+    assert payload["status"] == "ended" and payload["state"] == "succeeded" and payload["exit_code"] == 0
+    assert "shut down from JupyterLab" in payload["message"]
+    assert record.state is ExecutionState.SUCCEEDED
+
+
+async def _collect(trigger, events: list[object]) -> None:  # type: ignore[no-untyped-def]
+    async for event in trigger.run():
+        events.append(event)
+
+
+def test_the_trigger_reports_a_failure_as_an_event_instead_of_raising(tmp_path: Path) -> None:
+    import asyncio
+
+    from hyperai_provider.triggers.workspace import WorkspaceTrigger
+
+    trigger = WorkspaceTrigger("nope/1", str(tmp_path / "storage"), poll_interval=0.1)
+    events: list[object] = []
+    asyncio.run(_collect(trigger, events))
+    assert len(events) == 1
+    payload = events[0].payload  # type: ignore[attr-defined]
+    assert payload["status"] == "error" and payload["state"] == "failed" and "nope/1" in payload["message"]

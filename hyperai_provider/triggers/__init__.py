@@ -1,0 +1,1 @@
+"""Triggers: deferred waits that hold no worker slot."""

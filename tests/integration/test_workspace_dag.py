@@ -1,0 +1,92 @@
+"""The workspace-to-task example DAG through the real `airflow dags test` (the trigger runs in-process):
+a "user" edits the code through Jupyter's API and shuts JupyterLab down; the task runs the edited code."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hyperai_provider.core.gears import GearService
+from hyperai_provider.core.settings import HyperAISettings
+from hyperai_provider.core.workspace import EXTRA_URL, Workspaces
+from hyperai_provider.models import ExecutionState
+from tests.conftest import ROOT, run_cli
+from tests.system.dagtest import DagRunResult, airflow_dags_test
+
+pytestmark = [pytest.mark.docker, pytest.mark.airflow]
+
+DAG_ID = "hyperai_workspace_to_task"
+
+
+def jupyter(url: str, token: str, method: str = "GET", body: object = None) -> int:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+def test_workspace_then_task_with_the_workspaces_code(
+    airflow_home: Path, storage_root: Path, jupyter_image: str, base_image: str
+) -> None:
+    results: list[DagRunResult] = []
+    runner = threading.Thread(
+        target=lambda: results.append(airflow_dags_test(DAG_ID, airflow_home, ROOT / "dags", storage_root))
+    )
+    began = time.monotonic()
+    runner.start()
+    workspaces = Workspaces(GearService(HyperAISettings(storage_root=storage_root)))
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline and runner.is_alive(), results and results[0].output[-4000:]
+        records = workspaces.service.executions(DAG_ID) if (storage_root / "store.db").exists() else []
+        if records and records[0].state is ExecutionState.RUNNING and EXTRA_URL in records[0].extra:
+            break
+        time.sleep(0.3)
+    record = records[0]
+    token = workspaces.token(record)
+    assert token
+    base = record.extra[EXTRA_URL].removesuffix("/lab")
+    while True:  # the record says running once the container started; JupyterLab answers a little later
+        try:
+            jupyter(base + "/api/status", token)
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    ready = time.monotonic() - began
+    edited = "print('promoted from the workspace')\n"
+    assert jupyter(
+        base + "/api/contents/train.py", token, "PUT", {"type": "file", "format": "text", "content": edited}
+    ) in (200, 201)
+    shutdown = time.monotonic()
+    jupyter(base + "/api/shutdown", token, "POST")
+    runner.join(timeout=240)
+    finished = time.monotonic() - shutdown
+    result = results[0]
+    print(
+        f"\ndags test: JupyterLab answered {ready:.1f} s after the run began; run ended {finished:.1f} s after shutdown"
+    )
+    assert result.returncode == 0, result.output[-4000:]
+    assert result.task_states(DAG_ID) == {"develop": "success", "train": "success"}
+    assert token not in (storage_root / "gears" / DAG_ID / str(record.number) / "output.log").read_text()
+    assert "JupyterLab is ready" in result.output
+
+    develop = result.xcom(DAG_ID, "develop")
+    train = result.xcom(DAG_ID, "train")
+    assert develop["execution_id"] == record.id and develop["state"] == "succeeded"
+    shown = json.loads(run_cli("show", train["execution_id"], "--json", storage_root=storage_root).stdout)
+    assert shown["code_source"].endswith(f"gears/{DAG_ID}/{record.number}/home")
+    assert (Path(shown["workdir"]) / "train.py").read_text() == edited
+    assert (
+        "promoted from the workspace"
+        in (storage_root / "gears" / DAG_ID / str(shown["number"]) / "output.log").read_text()
+    )
+    closed = json.loads(run_cli("show", record.id, "--json", storage_root=storage_root).stdout)
+    assert closed["state"] == "succeeded" and closed["extra"]["ended_because"] == "shut down from JupyterLab"
