@@ -9,11 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hyperai_provider.cli import executions
+from hyperai_provider.cli import executions, notebooks
 from hyperai_provider.cli.common import fail
 from hyperai_provider.exceptions import HyperAIError
 
-COMMAND_GROUPS = [executions]
+COMMAND_GROUPS = [executions, notebooks]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,8 @@ from hyperai_provider.cli.common import (
     print_table,
     service_from,
 )
+from hyperai_provider.core.gears import GearService
+from hyperai_provider.models import ExecutionMode, ExecutionRecord
 
 
 def register(subparsers: Any) -> None:
@@ -95,6 +97,8 @@ def show_execution(args: argparse.Namespace) -> int:
         )
     for key, value in record.extra.items():
         fields.append((key, value))
+    if record.owner == service.settings.user and (url := open_url(service, record)):
+        fields.append(("open", url))
     if record.airflow:
         fields.append(
             ("airflow", f"{record.airflow.dag_id}.{record.airflow.task_id} {record.airflow.run_id}")
@@ -140,3 +144,10 @@ def list_images(args: argparse.Namespace) -> int:
         [[i.name, i.reference, i.jupyter, i.description] for i in catalog.values()],
     )
     return 0
+
+
+def open_url(service: GearService, record: ExecutionRecord) -> str | None:
+    """A running workspace's URL with its token (shown to its owner only)."""
+    from hyperai_provider.core.workspace import Workspaces
+
+    return Workspaces(service).url_with_token(record) if record.mode is ExecutionMode.WORKSPACE else None

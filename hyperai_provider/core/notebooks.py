@@ -6,6 +6,7 @@ nbformat/nbconvert are imported lazily: parsing a DAG never pays for them.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,10 @@ def export_script(notebook_path: Path, output: Path) -> Path:
     from nbconvert import PythonExporter
 
     notebook = read_notebook(notebook_path)
-    body, _ = PythonExporter().from_notebook_node(notebook)
+    with warnings.catch_warnings():
+        # Without IPython, nbconvert warns that magics stay as written; the script runs under python3 anyway.
+        warnings.filterwarnings("ignore", message="IPython is needed", category=UserWarning)
+        body, _ = PythonExporter().from_notebook_node(notebook)
     atomic_write_bytes(output, body.encode("utf-8"))
     return output
 

@@ -16,6 +16,7 @@ from hyperai_provider.core.workspace import Workspace, WorkspaceEnd, WorkspaceOp
 from hyperai_provider.exceptions import ConfigurationError
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import ExecutionSpec
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -86,6 +87,11 @@ def test_token_contents_and_shutdown_save_the_working_directory(
         assert record.state is ExecutionState.RUNNING and record.mode.value == "workspace"
         assert workspace.token not in json.dumps(record.model_dump(mode="json"))
         assert workspaces.url_with_token(record) == workspace.url_with_token
+        root = workspaces.service.settings.storage_root
+        shown = run_cli("show", record.id, storage_root=root, env={"HYPERAI_USER": "alice"})
+        assert workspace.url_with_token in shown.stdout and "workspace_url" in shown.stdout
+        shown = run_cli("show", record.id, storage_root=root, env={"HYPERAI_USER": "bob"})
+        assert shown.returncode == 0 and workspace.token not in shown.stdout
         shutdown_at = time.monotonic()
         assert call(base(workspace) + "/api/shutdown", "POST", workspace.token)[0] in (200, 204)
         end = wait_end(workspaces, workspace.record.id)
@@ -205,3 +211,35 @@ def test_the_trigger_reports_a_failure_as_an_event_instead_of_raising(tmp_path: 
     assert len(events) == 1
     payload = events[0].payload  # type: ignore[attr-defined]
     assert payload["status"] == "error" and payload["state"] == "failed" and "nope/1" in payload["message"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        pytest.param({"command": "python3 x.py"}, "takes no command", id="command"),
+        pytest.param({"idle_timeout": 0}, "idle_timeout=0 must be a positive", id="zero-idle-timeout"),
+        pytest.param({"host_port": 70000}, "not a TCP port", id="bad-port"),
+    ],
+)
+def test_workspace_operator_arguments_are_checked_when_the_dag_is_parsed(
+    arguments: dict, message: str
+) -> None:
+    from hyperai_provider.operators import GearWorkspaceOperator
+
+    with pytest.raises(ConfigurationError, match=message):
+        GearWorkspaceOperator(task_id="ws", **arguments)
+
+
+def test_workspace_operator_shares_the_task_operators_options() -> None:
+    from hyperai_provider.operators import GearWorkspaceOperator
+
+    operator = GearWorkspaceOperator(task_id="ws", code="gear/3:notebooks", compute_type="cpu")
+    assert operator.image == "jupyter" and "command" not in operator.template_fields
+    assert "code" in operator.template_fields
+    assert [link.name for link in operator.operator_extra_links] == ["Open JupyterLab"]
+    assert operator._code_fields() == {"code_from": "gear/3:notebooks"}
+    operator.code = {"kind": "workdir", "execution_id": "dev/2", "gear": "dev", "state": "succeeded"}
+    assert operator._code_fields() == {"code_from": "dev/2"}
+    operator.code = "dataset:mnist@1"
+    with pytest.raises(ConfigurationError, match="names a dataset"):
+        operator._code_fields()
