@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from hyperai_provider.core import layers
 from hyperai_provider.core.catalog import Catalogs
 from hyperai_provider.core.code import code_files, copy_code, parameter_arguments, write_parameters
 from hyperai_provider.core.notebooks import check_notebooks, default_command, export_into
@@ -30,12 +31,14 @@ from hyperai_provider.core.runner import (
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.core.storage import StorageRoot, Usage, atomic_write_json, resolve_inside, tree_usage
 from hyperai_provider.core.store import GearStore
+from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.exceptions import (
     ConfigurationError,
     ConflictError,
     ExecutionFailedError,
     ExecutionTerminatedError,
     HyperAIError,
+    NotFoundError,
 )
 from hyperai_provider.models import (
     HOME,
@@ -46,6 +49,7 @@ from hyperai_provider.models import (
     ExecutionState,
     InputBinding,
     RuntimeImage,
+    Visibility,
     WorkdirSource,
     split_execution_id,
 )
@@ -70,6 +74,12 @@ class ExecutionPlan:
     inputs: list[InputBinding] = field(default_factory=list)
     notebooks: list[str] = field(default_factory=list)
     """Uploaded notebooks (relative paths), exported to scripts in Task mode."""
+    parent: ExecutionRecord | None = None
+    """The closed execution this one continues from."""
+    lower_layers: list[str] = field(default_factory=list)
+    """Overlay continuation: the parent's layers the child stands on (empty: fresh, or copied)."""
+    flatten: bool = False
+    """The parent's chain is too deep: materialise its merged view (hard links) before mounting."""
 
 
 def container_name(record: ExecutionRecord) -> str:
@@ -117,6 +127,10 @@ class GearService:
         """Resolve names and check everything that can be checked before a container exists."""
         compute = self.catalogs.compute_type(spec.compute_type)
         image, image_entry = self.catalogs.image(spec.image)
+        parent = self.resolve_parent(spec) if spec.continue_from else None
+        if parent is not None and not spec.inputs:
+            inherited = [InputBinding(slot=b.slot, source=b.source) for b in parent.inputs]
+            spec = spec.model_copy(update={"inputs": inherited})
         code = self.code_from(spec.code_from) if spec.code_from else spec.code
         if code is not None and not code.exists():
             raise ConfigurationError(
@@ -131,6 +145,13 @@ class GearService:
         inputs = self.resolve_inputs(spec.inputs)
         self.runner.check_compute(compute)
         self.runner.ensure_image(image, spec.pull, image_entry.build_hint if image_entry else "")
+        lower_layers: list[str] = []
+        flatten = False
+        if parent is not None and self.use_overlay(image):
+            lower_layers, flatten = layers.lower_layers_for_child(
+                self.storage, parent, self.settings.overlay_max_depth
+            )
+            layers.overlay_options([self.storage.root / ref for ref in lower_layers], None)  # length check
         return ExecutionPlan(
             spec=spec,
             compute=compute,
@@ -139,7 +160,70 @@ class GearService:
             code=code,
             inputs=inputs,
             notebooks=notebooks,
+            parent=parent,
+            lower_layers=lower_layers,
+            flatten=flatten,
         )
+
+    def resolve_parent(self, spec: ExecutionSpec) -> ExecutionRecord:
+        """The closed, saved execution ``spec.continue_from`` names (an id, or 'latest' of the gear)."""
+        reference = (spec.continue_from or "").strip()
+        if reference == "latest":
+            closed = [
+                record
+                for record in self.store.list_executions(spec.gear)
+                if record.closed and self.storage.is_saved(record.gear, record.number)
+            ]
+            if not closed:
+                raise NotFoundError(
+                    f"continue_from='latest': gear {spec.gear!r} has no closed execution to continue from.",
+                    "Run it once without continue_from first, or name an execution id ('gear/3').",
+                )
+            return max(closed, key=lambda record: record.number)
+        try:
+            split_execution_id(reference)
+        except ValueError as error:
+            raise ConfigurationError(
+                f"continue_from={reference!r} is not an execution id.",
+                "Use '<gear>/<n>' (e.g. 'mnist/3') or 'latest'.",
+            ) from error
+        record = self.store.get_execution(reference)
+        if record.gear != spec.gear:
+            gear = self.store.get_gear(record.gear)
+            owner = spec.owner or self.settings.user
+            if gear.visibility is Visibility.PRIVATE and gear.owner != owner:
+                raise NotFoundError(
+                    f"Execution {reference} belongs to gear {gear.name!r}, which is private to "
+                    f"{gear.owner!r}; {owner!r} cannot continue from it.",
+                    "Ask its owner to make the gear public, or continue from one of your own executions.",
+                )
+        if not record.closed:
+            raise ConflictError(
+                f"Execution {reference} is still {record.state.value}; only a closed execution can be continued.",
+                "Wait for it to end (or stop it), then continue from it.",
+            )
+        if not self.storage.is_saved(record.gear, record.number):
+            raise ConflictError(
+                f"Execution {reference} ended without its working directory being saved.",
+                "Continue from another execution of the gear.",
+            )
+        return record
+
+    def use_overlay(self, image: str) -> bool:
+        """Whether continuations mount an overlay (else they copy): settings.overlay, and a probe in 'auto'."""
+        mode = self.settings.overlay
+        if mode not in ("auto", "on", "off"):
+            raise ConfigurationError(
+                f"overlay={mode!r} is not a mode.", "Set HYPERAI_OVERLAY to 'auto', 'on' or 'off'."
+            )
+        if mode != "auto":
+            return mode == "on"
+        reason = layers.probe_overlay(
+            self.runner.client, self.storage, image, self.storage.tmp / "overlay-probe.json"
+        )
+        if reason is not None:
+            log.warning("Overlays are unavailable on this engine (%s); continuations will copy", reason)
+        return reason is None
 
     def code_from(self, reference: str) -> Path:
         """Promotion: the folder of a closed execution's working directory that provides a task's code
@@ -177,6 +261,7 @@ class GearService:
         """Allocate the execution id and write its first record (state 'created')."""
         spec = plan.spec
         owner = spec.owner or self.settings.user
+        inherited_code = plan.parent.code_source if plan.parent else None
 
         def build(id_: str, number: int) -> ExecutionRecord:
             return ExecutionRecord(
@@ -191,8 +276,10 @@ class GearService:
                 command=build_command(spec.command, spec.parameters),
                 parameters=dict(spec.parameters),
                 environment=dict(spec.environment),
-                code_source=str(plan.code) if plan.code else None,
+                code_source=str(plan.code) if plan.code else inherited_code,
                 inputs=plan.inputs,
+                parent=plan.parent.id if plan.parent else None,
+                lower_layers=list(plan.lower_layers),
                 airflow=spec.airflow,
                 container_name=f"hyperai-{spec.gear}-{number}",
             )
@@ -234,7 +321,7 @@ class GearService:
             self._close_failed(record.id, f"{type(error).__name__}: {error}", terminated=True)
             raise
         finally:
-            self.runner.remove(record.container_name)
+            self.release(record)
         return self.close(record.id, result)
 
     def prepare(self, record: ExecutionRecord, plan: ExecutionPlan, on_line: LineSink = print) -> None:
@@ -242,17 +329,85 @@ class GearService:
         self.store.transition(record.id, ExecutionState.PREPARING)
         home = self.storage.layer_dir(record.gear, record.number)
         home.mkdir(parents=True, exist_ok=True)
+        exists = self.continue_workdir(record, plan, on_line) if plan.parent is not None else None
         if plan.code is not None:
-            copied = copy_code(plan.code, home, plan.spec.code_conflict)
+            copied = copy_code(plan.code, home, plan.spec.code_conflict, exists)
+            for kept in copied.kept:
+                on_line(f"[hyperai] kept the continued working directory's {kept} (code_conflict='keep')")
             on_line(f"[hyperai] copied {len(copied.copied)} code file(s) from {plan.code}")
             for script in export_into(home, [n for n in plan.notebooks if n in copied.copied]):
                 on_line(f"[hyperai] exported notebook to {script}")
         if record.parameters:
             write_parameters(home, record.parameters)
 
+    def continue_workdir(
+        self, record: ExecutionRecord, plan: ExecutionPlan, on_line: LineSink
+    ) -> Callable[[str], bool]:
+        """Give a continuation its parent's working directory: an overlay volume over the parent's layers,
+        or (no overlays) a copy in the 'synchronizing' state. Returns whether a path exists in the result."""
+        assert plan.parent is not None
+        home = self.storage.layer_dir(record.gear, record.number)
+        if not record.lower_layers:
+            self.store.transition(record.id, ExecutionState.SYNCHRONIZING, f"copying {plan.parent.id}")
+            on_line(f"[hyperai] continuing from {plan.parent.id} by copying (overlays unavailable or off)")
+            result = copy_layers(layers.workdir_layers(self.storage, plan.parent), home, on_line)
+            self.store.update_execution(
+                record.id,
+                lambda current: current.model_copy(
+                    update={"extra": {**current.extra, "synchronized": result.describe()}}
+                ),
+            )
+            return lambda relative: (home / relative).exists() or (home / relative).is_symlink()
+        if plan.flatten:
+            on_line(f"[hyperai] flattening the working directory of {plan.parent.id} (chain too deep)")
+            layers.flatten(self.storage, plan.parent)
+        lower = [self.storage.root / ref for ref in record.lower_layers]
+        work = self.storage.execution_dir(record.gear, record.number) / layers.WORK_DIR
+        work.mkdir(exist_ok=True)
+        layers.create_volume(
+            self.runner.client,
+            container_name(record),
+            layers.overlay_options(lower, home, work),
+            layers.volume_labels(self.labels(record), record.id),
+        )
+        on_line(
+            f"[hyperai] continuing from {plan.parent.id} without copying: overlay over {len(lower)} layer(s)"
+        )
+        view = layers.MergedView([home, *lower])
+        return view.exists
+
+    def release(self, record: ExecutionRecord) -> None:
+        """Remove the container and the volumes made for it (overlay home, read-only inputs)."""
+        try:
+            self.runner.remove(record.container_name)
+        finally:
+            layers.remove_execution_volumes(self.runner.client, record.id)
+            layers.remove_work_dir(self.storage.execution_dir(record.gear, record.number) / layers.WORK_DIR)
+
+    def workdir_mount(
+        self, record: ExecutionRecord, target: str, for_execution: ExecutionRecord
+    ) -> MountSpec:
+        """A read-only mount of a closed execution's full working directory at ``target`` in
+        ``for_execution``'s container: a bind of its layer, or for a continued one a read-only overlay
+        volume of its chain (removed by :meth:`release` of ``for_execution``)."""
+        chain = layers.workdir_layers(self.storage, record)
+        if len(chain) == 1:
+            return MountSpec(str(chain[0]), target, read_only=True)
+        name = f"{container_name(for_execution)}-{target.strip('/').replace('/', '-')}"
+        layers.create_volume(
+            self.runner.client,
+            name,
+            layers.overlay_options(chain),
+            layers.volume_labels(self.labels(for_execution), for_execution.id),
+        )
+        return MountSpec(name, target, read_only=True, kind="volume")
+
     def container_spec(self, record: ExecutionRecord, plan: ExecutionPlan) -> ContainerSpec:
         home = str(self.storage.layer_dir(record.gear, record.number))
         mounts = [MountSpec(home, HOME), MountSpec(home, OUTPUT)]
+        if record.lower_layers:
+            volume = container_name(record)
+            mounts = [MountSpec(volume, HOME, kind="volume"), MountSpec(volume, OUTPUT, kind="volume")]
         mounts += [MountSpec(str(b.host_path), b.container_path, read_only=True) for b in record.inputs]
         environment = {
             "PYTHONUNBUFFERED": "1",
@@ -364,15 +519,23 @@ class GearService:
 
     def workdir_layers(self, record: ExecutionRecord) -> list[Path]:
         """The layers that make up an execution's working directory, top (its own) first."""
-        return [self.workdir(record)]
+        return layers.workdir_layers(self.storage, record)
+
+    def workdir_view(self, record: ExecutionRecord) -> layers.MergedView:
+        """An execution's full working directory (deletions included), readable without a container."""
+        return layers.MergedView(self.workdir_layers(record))
 
     def link_workdir(self, record: ExecutionRecord, destination: Path) -> Usage:
         """Materialise a closed execution's full working directory at ``destination`` without copying
         file contents (hard links). Used for dataset versions made from a working directory."""
-        layers = self.workdir_layers(record)
-        if len(layers) != 1:
-            raise NotImplementedError("merged views of continued executions are built by core.layers")
-        return self.storage.hardlink_tree(layers[0], destination)
+        chain = self.workdir_layers(record)
+        if len(chain) == 1:
+            return self.storage.hardlink_tree(chain[0], destination)
+        return layers.MergedView(chain).link_into(destination)
+
+    def dependents(self, record: ExecutionRecord) -> list[ExecutionRecord]:
+        """Executions standing on ``record``'s layers: never delete its working directory while any exist."""
+        return layers.dependents(self.store, self.storage, record)
 
     def stop(self, id_: str, reason: str = "stopped by user") -> ExecutionRecord:
         """Ask a running execution to stop; the process running it records the termination."""

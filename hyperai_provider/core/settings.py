@@ -35,6 +35,8 @@ class HyperAISettings:
     user: str = field(default_factory=current_user)
     storage_quota: int | None = None
     overlay: OverlayMode = "auto"
+    overlay_max_depth: int = 40
+    """Layers a continuation may stand on before its parent's chain is flattened (hard links)."""
     stop_grace_seconds: float = 2.0
 
     @property
@@ -49,6 +51,7 @@ class HyperAISettings:
             "store_url": os.environ.get("HYPERAI_STORE_URL") or None,
             "docker_host": os.environ.get("HYPERAI_DOCKER_HOST") or None,
             "overlay": os.environ.get("HYPERAI_OVERLAY", "auto"),
+            "overlay_max_depth": int(os.environ.get("HYPERAI_OVERLAY_MAX_DEPTH", "40")),
         }
         quota = os.environ.get("HYPERAI_STORAGE_QUOTA")
         if quota:

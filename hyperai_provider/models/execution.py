@@ -93,6 +93,11 @@ class ExecutionRecord(FrozenModel):
     code_source: str | None = Field(default=None, description="Where the code was copied from.")
     inputs: list[InputBinding] = Field(default_factory=list)
     parent: str | None = Field(default=None, description="Execution this one continues from.")
+    lower_layers: list[str] = Field(
+        default_factory=list,
+        description="Closed layers below this execution's own (overlay continuation), top first, "
+        "relative to the storage root; empty when its own layer is its whole working directory.",
+    )
     airflow: AirflowContext | None = None
     container_name: str = ""
     history: list[StateChange] = Field(default_factory=list)

@@ -1,0 +1,67 @@
+"""The copy fallback of a continuation ("Synchronizing Data"): copy a merged view, reporting speed.
+
+Used only where an overlay cannot be mounted (detected, or ``overlay="off"``): it costs seconds to
+minutes and doubles storage, which is why it says so, with files/s and MB/s, while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyperai_provider.core.layers import MergedView
+
+ProgressSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    files: int
+    bytes: int
+    seconds: float
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.seconds if self.seconds > 0 else float(self.files)
+
+    @property
+    def megabytes_per_second(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else self.bytes / 1e6
+
+    def describe(self) -> str:
+        return (
+            f"{self.files:,} files, {self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s "
+            f"({self.files_per_second:,.0f} files/s, {self.megabytes_per_second:,.1f} MB/s)"
+        )
+
+
+def copy_layers(
+    layers: Sequence[Path], destination: Path, on_progress: ProgressSink, interval: float = 1.0
+) -> SyncResult:
+    """Copy the merged view of ``layers`` into ``destination`` (contents, modes, times; symlinks as
+    symlinks, never followed), reporting progress every ``interval`` seconds and once at the end."""
+    began = last = time.monotonic()
+    files = copied = 0
+    destination.mkdir(parents=True, exist_ok=True)
+    for entry in MergedView(layers).walk():
+        target = destination / entry.relative
+        if entry.kind == "dir":
+            target.mkdir(exist_ok=True)
+            shutil.copystat(entry.path, target, follow_symlinks=False)
+        elif entry.kind == "symlink":
+            target.symlink_to(os.readlink(entry.path))
+        elif entry.kind == "file":
+            shutil.copy2(entry.path, target, follow_symlinks=False)
+            files += 1
+            copied += os.stat(target).st_size
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            on_progress("synchronizing: " + SyncResult(files, copied, now - began).describe())
+    result = SyncResult(files, copied, time.monotonic() - began)
+    on_progress("synchronized " + result.describe())
+    return result
