@@ -271,8 +271,11 @@ class Workspaces:
 
     # -- while it runs --------------------------------------------------------------------------------------
 
-    def check(self, id_: str) -> WorkspaceEnd | None:
-        """One look at a running workspace: ``None`` while it should go on, else why it ended."""
+    def check(self, id_: str, activity: bool = True) -> WorkspaceEnd | None:
+        """One look at a running workspace: ``None`` while it should go on, else why it ended.
+
+        ``activity=False`` skips asking Jupyter about idleness: a cheap check (record and container
+        state only) that can run every second so a shutdown is noticed at once."""
         record = self.service.get(id_)
         if record.closed:
             closed_state: EndState = record.state.value  # type: ignore[assignment]
@@ -299,7 +302,7 @@ class Workspaces:
         if max_runtime and (now - started).total_seconds() >= max_runtime:
             return WorkspaceEnd("terminated", f"max_runtime of {max_runtime:g} s reached")
         idle_timeout = record.extra.get(EXTRA_IDLE_TIMEOUT)
-        if idle_timeout:
+        if idle_timeout and activity:
             idle = self.idle_seconds(record, now)
             if idle is not None and idle >= idle_timeout:
                 return WorkspaceEnd("succeeded", f"idle for {idle:.0f} s (idle_timeout {idle_timeout:g} s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,10 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
     from hyperai_provider.core.workspace import Workspaces
+
+
+EXIT_POLL_SECONDS = 1.0
+"""How often the container's state is looked at (cheap); Jupyter's activity is asked every poll_interval."""
 
 
 class WorkspaceTrigger(BaseTrigger):
@@ -64,15 +69,19 @@ class WorkspaceTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
+            last_full = 0.0
             while True:
-                end = await asyncio.to_thread(self.workspaces().check, self.execution_id)
+                now = time.monotonic()
+                full = now - last_full >= self.poll_interval
+                last_full = now if full else last_full
+                end = await asyncio.to_thread(self.workspaces().check, self.execution_id, full)
                 if end is not None:
                     message = f"workspace {self.execution_id} ended: {end.reason}"
                     yield TriggerEvent(
                         {"status": "ended", "message": message, **end.to_event(self.execution_id)}
                     )
                     return
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(min(EXIT_POLL_SECONDS, self.poll_interval))
         except Exception as error:  # a trigger never raises: the operator decides and cleans up
             yield TriggerEvent(
                 {

@@ -4,9 +4,11 @@ a "user" edits the code through Jupyter's API and shuts JupyterLab down; the tas
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,16 @@ def jupyter(url: str, token: str, method: str = "GET", body: object = None) -> i
         return int(response.status)
 
 
+def task_times(result: DagRunResult, task_id: str) -> tuple[datetime, datetime]:
+    with sqlite3.connect(result.airflow_home / "airflow.db") as db:
+        start, end = db.execute(
+            "SELECT start_date, end_date FROM task_instance WHERE dag_id = ? AND task_id = ? "
+            "ORDER BY start_date DESC LIMIT 1",
+            (DAG_ID, task_id),
+        ).fetchone()
+    return tuple(datetime.fromisoformat(value).replace(tzinfo=timezone.utc) for value in (start, end))  # type: ignore[return-value]
+
+
 def test_workspace_then_task_with_the_workspaces_code(
     airflow_home: Path, storage_root: Path, jupyter_image: str, base_image: str
 ) -> None:
@@ -39,7 +51,6 @@ def test_workspace_then_task_with_the_workspaces_code(
     runner = threading.Thread(
         target=lambda: results.append(airflow_dags_test(DAG_ID, airflow_home, ROOT / "dags", storage_root))
     )
-    began = time.monotonic()
     runner.start()
     workspaces = Workspaces(GearService(HyperAISettings(storage_root=storage_root)))
     deadline = time.monotonic() + 120
@@ -60,18 +71,19 @@ def test_workspace_then_task_with_the_workspaces_code(
         except OSError:
             assert time.monotonic() < deadline
             time.sleep(0.2)
-    ready = time.monotonic() - began
+    ready_at = datetime.now(timezone.utc)
     edited = "print('promoted from the workspace')\n"
     assert jupyter(
         base + "/api/contents/train.py", token, "PUT", {"type": "file", "format": "text", "content": edited}
     ) in (200, 201)
-    shutdown = time.monotonic()
+    shutdown_at = datetime.now(timezone.utc)
     jupyter(base + "/api/shutdown", token, "POST")
     runner.join(timeout=240)
-    finished = time.monotonic() - shutdown
     result = results[0]
+    started, ended = task_times(result, "develop")
     print(
-        f"\ndags test: JupyterLab answered {ready:.1f} s after the run began; run ended {finished:.1f} s after shutdown"
+        f"\ndags test: JupyterLab answered {(ready_at - started).total_seconds():.1f} s after the develop task "
+        f"started; the task ended {(ended - shutdown_at).total_seconds():.1f} s after the shutdown"
     )
     assert result.returncode == 0, result.output[-4000:]
     assert result.task_states(DAG_ID) == {"develop": "success", "train": "success"}
