@@ -43,6 +43,7 @@ from hyperai_provider.exceptions import (
 from hyperai_provider.models import (
     HOME,
     OUTPUT,
+    AirflowContext,
     ComputeType,
     ExecutionMode,
     ExecutionRecord,
@@ -532,6 +533,24 @@ class GearService:
         if len(chain) == 1:
             return self.storage.hardlink_tree(chain[0], destination)
         return layers.MergedView(chain).link_into(destination)
+
+    def previous_try(self, gear: str, airflow: AirflowContext) -> ExecutionRecord | None:
+        """The latest saved execution of an earlier try of the same Airflow task instance (retry, clear)."""
+        earlier = [
+            record
+            for record in self.store.list_executions(gear)
+            if record.airflow is not None
+            and (record.airflow.dag_id, record.airflow.task_id, record.airflow.run_id, record.airflow.map_index)
+            == (airflow.dag_id, airflow.task_id, airflow.run_id, airflow.map_index)
+            and record.airflow.try_number < airflow.try_number
+            and record.closed
+            and self.storage.is_saved(record.gear, record.number)
+        ]
+        return max(
+            earlier,
+            key=lambda record: (record.airflow.try_number, record.number),  # type: ignore[union-attr]
+            default=None,
+        )
 
     def dependents(self, record: ExecutionRecord) -> list[ExecutionRecord]:
         """Executions standing on ``record``'s layers: never delete its working directory while any exist."""

@@ -37,6 +37,15 @@ class GearTaskOperator(BaseOperator):
     :param environment: extra environment variables.
     :param parameters: flat mapping passed as ``--key=value`` and written to ``hyperai_params.json``.
     :param inputs: ``{"input0": ...}`` bindings (dataset versions or upstream working directories).
+    :param continue_from: continue from an execution's working directory (Continue Execution): an
+        execution id ``'gear/3'`` or ``'latest'`` (the gear's latest closed execution). A DAG run whose conf
+        or params carry ``continue_from`` (a string, or ``{task_id: ...}``) overrides it. The child's
+        ``/hyperai/home`` is the parent's working directory, copy-on-write; it rebinds the parent's inputs
+        and code unless this task gives its own.
+    :param on_retry: ``continue`` (default): a retried or cleared task continues from its previous try's
+        working directory; ``restart``: every try starts fresh.
+    :param code_conflict: on continuation, when uploaded code has a file the working directory already
+        has: ``keep`` (default, HyperAI's behaviour, each kept file logged), ``overwrite`` or ``error``.
     :param pull: ``missing`` (default), ``never`` or ``always``.
     :param hyperai_conn_id: the ``hyperai`` connection (missing: local defaults).
     """
@@ -49,6 +58,7 @@ class GearTaskOperator(BaseOperator):
         "code",
         "environment",
         "parameters",
+        "continue_from",
     )
     mode: ExecutionMode = ExecutionMode.TASK
     template_ext: Sequence[str] = ()  # a command ending in ".sh" is a command, not a template file
@@ -66,11 +76,19 @@ class GearTaskOperator(BaseOperator):
         parameters: dict[str, Any] | None = None,
         inputs: dict[str, Any] | None = None,
         code_conflict: Literal["keep", "overwrite", "error"] = "keep",
+        continue_from: str | None = None,
+        on_retry: Literal["continue", "restart"] = "continue",
         pull: Literal["missing", "never", "always"] = "missing",
         hyperai_conn_id: str = "hyperai_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_retry not in ("continue", "restart"):
+            raise ConfigurationError(
+                f"on_retry={on_retry!r} is not a choice.", "Use 'continue' (default) or 'restart'."
+            )
+        self.continue_from = continue_from
+        self.on_retry = on_retry
         self.command = command
         self.image = image
         self.compute_type = compute_type
@@ -143,9 +161,29 @@ class GearTaskOperator(BaseOperator):
             parameters=self.parameters,
             inputs=self.service.bindings_from(self.inputs),
             code_conflict=self.code_conflict,
+            continue_from=self._continue_from(context, airflow, self.gear or ti.dag_id),
             pull=self.pull,
             airflow=airflow,
         )
+
+    def _continue_from(self, context: Context, airflow: AirflowContext, gear: str) -> str | None:
+        """This try's parent: the previous try (on_retry='continue'), else the DAG run's conf or params,
+        else the ``continue_from`` argument."""
+        if self.on_retry == "continue" and airflow.try_number > 1:
+            previous = self.service.previous_try(gear, airflow)
+            if previous is not None:
+                self.log.info(
+                    "Try %s continues from the previous try's execution %s", airflow.try_number, previous.id
+                )
+                return previous.id
+        dag_run = context.get("dag_run")
+        for source in (getattr(dag_run, "conf", None), context.get("params")):
+            value = (source or {}).get("continue_from")
+            if isinstance(value, dict):
+                value = value.get(airflow.task_id)
+            if value:
+                return str(value)
+        return self.continue_from or None
 
     def execute(self, context: Context) -> dict[str, Any]:
         spec = self.build_spec(context)
