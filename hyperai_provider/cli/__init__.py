@@ -9,11 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hyperai_provider.cli import executions, notebooks
+from hyperai_provider.cli import executions, notebooks, storage
 from hyperai_provider.cli.common import fail
 from hyperai_provider.exceptions import HyperAIError
 
-COMMAND_GROUPS = [executions, notebooks]
+COMMAND_GROUPS = [executions, notebooks, storage]
 
 
 def build_parser() -> argparse.ArgumentParser:
