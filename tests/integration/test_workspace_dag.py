@@ -16,6 +16,7 @@ import pytest
 from hyperai_provider.core.gears import GearService
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.core.workspace import EXTRA_URL, Workspaces
+from hyperai_provider.links import JupyterLabLink
 from hyperai_provider.models import ExecutionState
 from tests.conftest import ROOT, run_cli
 from tests.system.dagtest import DagRunResult, airflow_dags_test
@@ -32,6 +33,16 @@ def jupyter(url: str, token: str, method: str = "GET", body: object = None) -> i
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return int(response.status)
+
+
+def link_value(airflow_home: Path) -> object:
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        row = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'develop' AND key = ? "
+            "ORDER BY timestamp DESC LIMIT 1",
+            (DAG_ID, JupyterLabLink.xcom_key),
+        ).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 def task_times(result: DagRunResult, task_id: str) -> tuple[datetime, datetime]:
@@ -53,32 +64,46 @@ def test_workspace_then_task_with_the_workspaces_code(
     )
     runner.start()
     workspaces = Workspaces(GearService(HyperAISettings(storage_root=storage_root)))
-    deadline = time.monotonic() + 120
-    while True:
-        assert time.monotonic() < deadline and runner.is_alive(), results and results[0].output[-4000:]
-        records = workspaces.service.executions(DAG_ID) if (storage_root / "store.db").exists() else []
-        if records and records[0].state is ExecutionState.RUNNING and EXTRA_URL in records[0].extra:
-            break
-        time.sleep(0.3)
-    record = records[0]
-    token = workspaces.token(record)
-    assert token
-    base = record.extra[EXTRA_URL].removesuffix("/lab")
-    while True:  # the record says running once the container started; JupyterLab answers a little later
-        try:
-            jupyter(base + "/api/status", token)
-            break
-        except OSError:
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline and runner.is_alive(), results and results[0].output[-4000:]
+            records = workspaces.service.executions(DAG_ID) if (storage_root / "store.db").exists() else []
+            if records and records[0].state is ExecutionState.RUNNING and EXTRA_URL in records[0].extra:
+                break
+            time.sleep(0.3)
+        record = records[0]
+        token = workspaces.token(record)
+        assert token
+        base = record.extra[EXTRA_URL].removesuffix("/lab")
+        while True:  # the record says running once the container started; JupyterLab answers a little later
+            try:
+                jupyter(base + "/api/status", token)
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        ready_at = datetime.now(timezone.utc)
+        while link_value(airflow_home) is None:  # pushed right after JupyterLab answered
             assert time.monotonic() < deadline
             time.sleep(0.2)
-    ready_at = datetime.now(timezone.utc)
-    edited = "print('promoted from the workspace')\n"
-    assert jupyter(
-        base + "/api/contents/train.py", token, "PUT", {"type": "file", "format": "text", "content": edited}
-    ) in (200, 201)
-    shutdown_at = datetime.now(timezone.utc)
-    jupyter(base + "/api/shutdown", token, "POST")
-    runner.join(timeout=240)
+        assert link_value(airflow_home) == f"{record.extra[EXTRA_URL]}?token={token}"  # "Open JupyterLab"
+        edited = "print('promoted from the workspace')\n"
+        assert jupyter(
+            base + "/api/contents/train.py",
+            token,
+            "PUT",
+            {"type": "file", "format": "text", "content": edited},
+        ) in (200, 201)
+        shutdown_at = datetime.now(timezone.utc)
+        jupyter(base + "/api/shutdown", token, "POST")
+        runner.join(timeout=240)
+    finally:  # never leave the DAG run waiting for a user: a failed assertion stops the workspace
+        if runner.is_alive():
+            for leftover in workspaces.service.executions(DAG_ID):
+                if not leftover.closed:
+                    workspaces.service.stop(leftover.id, "test failed")
+            runner.join(timeout=120)
     result = results[0]
     started, ended = task_times(result, "develop")
     print(
@@ -89,6 +114,7 @@ def test_workspace_then_task_with_the_workspaces_code(
     assert result.task_states(DAG_ID) == {"develop": "success", "train": "success"}
     assert token not in (storage_root / "gears" / DAG_ID / str(record.number) / "output.log").read_text()
     assert "JupyterLab is ready" in result.output
+    assert link_value(airflow_home) == ""  # the link goes away with the workspace
 
     develop = result.xcom(DAG_ID, "develop")
     train = result.xcom(DAG_ID, "train")
