@@ -263,7 +263,11 @@ def flatten(storage: StorageRoot, record: ExecutionRecord) -> Path:
     temporary = storage.temporary_dir(f"flatten-{record.gear}-{record.number}-")
     try:
         MergedView(workdir_layers(storage, record)).link_into(temporary / "view")
-        os.rename(temporary / "view", destination)
+        try:
+            os.rename(temporary / "view", destination)
+        except OSError:
+            if not destination.is_dir():  # else another child flattened the same parent first: use theirs
+                raise
     finally:
         storage.remove_tree(temporary)
     return destination
