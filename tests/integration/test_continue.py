@@ -164,3 +164,33 @@ def test_deep_chains_are_flattened(storage_root: Path, docker_engine, base_image
     assert last.lower_layers == [f"gears/{GEAR}/3/merged"]
     assert [e.relative for e in service.workdir_view(last).walk()] == ["n4"]
     service.store.dispose()
+
+
+def test_a_continued_working_directory_mounts_read_only_as_its_merged_view(
+    docker_service: GearService,
+) -> None:
+    import docker
+
+    from hyperai_provider.core import layers
+
+    parent = docker_service.run(task(command=PARENT_SCRIPT), on_line=quiet)
+    child = docker_service.run(
+        task(continue_from=parent.id, command="rm notes.txt && echo c > child.txt"), on_line=quiet
+    )
+    mount = docker_service.workdir_mount(child, "/hyperai/input/input0", for_execution=child)
+    assert mount.kind == "volume" and mount.read_only
+    client = docker_service.runner.client
+    try:
+        output = client.containers.run(
+            "hyperai/base:bookworm-1",
+            ["/bin/sh", "-c", "ls /hyperai/input/input0; touch /hyperai/input/input0/x || echo read-only"],
+            mounts=[
+                docker.types.Mount(target=mount.target, source=mount.source, type="volume", read_only=True)
+            ],
+            remove=True,
+        ).decode()
+    finally:
+        layers.remove_execution_volumes(client, child.id)
+    assert output.split() == ["child.txt", "data", "keep", "read-only"]
+    single = docker_service.workdir_mount(parent, "/in", for_execution=child)
+    assert single.kind == "bind" and single.source == str(docker_service.workdir(parent))
