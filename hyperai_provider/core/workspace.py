@@ -238,7 +238,7 @@ class Workspaces:
         try:
             self._save_log(record)
         finally:
-            self.service.runner.remove(record.container_name)
+            self.service.release(record)  # the container and its volumes (overlay home of a continuation)
             token_path(self.service, record).unlink(missing_ok=True)
             self.service._close_failed(record.id, reason)
 
@@ -385,7 +385,7 @@ class Workspaces:
             service._close_failed(id_, f"saving the workspace failed: {type(error).__name__}: {error}")
             raise
         finally:
-            service.runner.remove(record.container_name)
+            service.release(record)
             token_path(service, record).unlink(missing_ok=True)
         final = {
             "succeeded": ExecutionState.SUCCEEDED,

@@ -106,7 +106,7 @@ class GearWorkspaceOperator(GearTaskOperator):
                 id_, WorkspaceEnd(event["state"], event["reason"], event.get("exit_code"))
             )
         finally:
-            self.service.runner.remove(self.service.get(id_).container_name)
+            self.service.release(self.service.get(id_))
             context["ti"].xcom_push(key=JupyterLabLink.xcom_key, value="")  # the URL is dead now
         self.log.info(
             "Workspace %s %s (%s); working directory: %s",
