@@ -194,3 +194,27 @@ def test_a_continued_working_directory_mounts_read_only_as_its_merged_view(
     assert output.split() == ["child.txt", "data", "keep", "read-only"]
     single = docker_service.workdir_mount(parent, "/in", for_execution=child)
     assert single.kind == "bind" and single.source == str(docker_service.workdir(parent))
+
+
+def test_a_continuation_inherits_code_and_may_change_compute_type_and_image(
+    docker_service: GearService, tmp_path: Path
+) -> None:
+    (docker_service.settings.storage_root / "compute_types.yaml").write_text(
+        "half:\n  cpus: 0.5\n  memory: 256MiB\n  disk_quota: 1GiB\n"
+    )
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print('trained')\n")
+    parent = docker_service.run(task(code=code, command="python3 train.py"), on_line=quiet)
+    lines: list[str] = []
+    child = docker_service.run(
+        task(continue_from=parent.id, command="python3 train.py", compute_type="half", image="numpy"),
+        on_line=lines.append,
+    )
+    assert "trained" in lines
+    assert child.code_source == parent.code_source == str(code)
+    assert (
+        (child.compute.name, child.image_name)
+        == ("half", "numpy")
+        != (parent.compute.name, parent.image_name)
+    )
