@@ -121,6 +121,18 @@ def test_idle_timeout_ends_an_idle_workspace(workspaces: Workspaces) -> None:
     assert record.state is ExecutionState.SUCCEEDED and record.extra["ended_because"].startswith("idle for")
 
 
+def test_max_runtime_terminates_a_busy_workspace(workspaces: Workspaces) -> None:
+    workspace = start(workspaces, "ws-max", WorkspaceOptions(idle_timeout=None, max_runtime=2))
+    try:
+        end = wait_end(workspaces, workspace.record.id, timeout=30)
+        record = workspaces.finish(workspace.record.id, end)
+    finally:
+        workspaces.service.runner.remove(workspace.record.container_name)
+    assert end.state == "terminated" and end.reason == "max_runtime of 2 s reached"
+    assert record.state is ExecutionState.TERMINATED and record.saved_completely
+    assert record.failure_reason == end.reason
+
+
 def test_stop_terminates_the_workspace(workspaces: Workspaces) -> None:
     workspace = start(workspaces, "ws-stop", WorkspaceOptions(idle_timeout=None))
     try:
