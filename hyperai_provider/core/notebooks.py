@@ -5,6 +5,7 @@ nbformat/nbconvert are imported lazily: parsing a DAG never pays for them.
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from pathlib import Path
@@ -27,7 +28,7 @@ def script_name(relative: str) -> str:
 
 def read_notebook(path: Path) -> Any:
     """Parse and validate a notebook; raise ConfigurationError saying what is wrong with it."""
-    import nbformat
+    nbformat = _require("nbformat")
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -58,15 +59,24 @@ def read_notebook(path: Path) -> Any:
 
 def export_script(notebook_path: Path, output: Path) -> Path:
     """Export a notebook's code cells to a Python script at ``output`` (written atomically)."""
-    from nbconvert import PythonExporter
-
     notebook = read_notebook(notebook_path)
+    PythonExporter = _require("nbconvert").PythonExporter
     with warnings.catch_warnings():
         # Without IPython, nbconvert warns that magics stay as written; the script runs under python3 anyway.
         warnings.filterwarnings("ignore", message="IPython is needed", category=UserWarning)
         body, _ = PythonExporter().from_notebook_node(notebook)
     atomic_write_bytes(output, body.encode("utf-8"))
     return output
+
+
+def _require(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ConfigurationError(
+            f"Notebooks in the code need {module}, which is not installed.",
+            "Install the extra: pip install 'hyperai-provider[notebooks]' (nbformat, nbconvert).",
+        ) from error
 
 
 def check_notebooks(files: list[tuple[Path, str]]) -> list[str]:

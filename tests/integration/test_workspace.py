@@ -71,6 +71,9 @@ def test_token_contents_and_shutdown_save_the_working_directory(
     ready = time.monotonic() - began
     try:
         assert workspace.url.startswith("http://127.0.0.1:")
+        client = workspaces.service.runner.client
+        ports = client.api.inspect_container(workspace.record.container_name)["NetworkSettings"]["Ports"]
+        assert [binding["HostIp"] for binding in ports["8888/tcp"]] == ["127.0.0.1"]  # loopback only
         assert call(base(workspace) + "/api/status", token=workspace.token)[0] == 200
         assert call(base(workspace) + "/api/status")[0] == 403
         assert call(base(workspace) + "/api/status", token="wrong")[0] == 403
