@@ -124,6 +124,38 @@ def test_idle_timeout_ends_an_idle_workspace(workspaces: Workspaces) -> None:
     assert record.state is ExecutionState.SUCCEEDED and record.extra["ended_because"].startswith("idle for")
 
 
+def test_a_busy_kernel_keeps_the_workspace_open_past_the_idle_timeout(workspaces: Workspaces) -> None:
+    import uuid
+
+    from websockets.sync.client import connect
+
+    workspace = start(workspaces, "ws-busy", WorkspaceOptions(idle_timeout=2))
+    try:
+        status, kernel = call(base(workspace) + "/api/kernels", "POST", workspace.token, {"name": "python3"})
+        assert status == 201
+        channels = base(workspace).replace("http", "ws") + f"/api/kernels/{kernel['id']}/channels"  # type: ignore[index]
+        with connect(channels, additional_headers={"Authorization": f"token {workspace.token}"}) as socket_:
+            header = {"msg_id": uuid.uuid4().hex, "session": uuid.uuid4().hex, "username": "test"}
+            content = {"code": "import time; time.sleep(7)", "silent": False, "store_history": False}
+            message = {
+                "header": {**header, "msg_type": "execute_request", "version": "5.3"},
+                "parent_header": {},
+                "metadata": {},
+                "content": {**content, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+                "channel": "shell",
+            }
+            socket_.send(json.dumps(message))
+            busy_until = time.monotonic() + 6
+            while time.monotonic() < busy_until:  # 3x the idle timeout with no API use: the kernel is busy
+                assert workspaces.check(workspace.record.id) is None
+                time.sleep(0.5)
+        end = wait_end(workspaces, workspace.record.id, timeout=30)  # idle once the cell finished
+        workspaces.finish(workspace.record.id, end)
+    finally:
+        workspaces.service.runner.remove(workspace.record.container_name)
+    assert end.state == "succeeded" and end.reason.startswith("idle for")
+
+
 def test_max_runtime_terminates_a_busy_workspace(workspaces: Workspaces) -> None:
     workspace = start(workspaces, "ws-max", WorkspaceOptions(idle_timeout=None, max_runtime=2))
     try:
