@@ -27,8 +27,12 @@ def task(**fields) -> ExecutionSpec:  # type: ignore[no-untyped-def]
     return ExecutionSpec.model_validate({"gear": "t", "image": "python", "compute_type": "cpu", **fields})
 
 
-def managed_names(client) -> set[str]:  # type: ignore[no-untyped-def]
-    return {c.name for c in client.containers.list(all=True, filters={"label": "io.hyperai.managed=true"})}
+def managed_names(client, storage_root: Path | None = None) -> set[str]:  # type: ignore[no-untyped-def]
+    """Names of the containers this provider made (of one storage root: other tests share the engine)."""
+    labels = ["io.hyperai.managed=true"]
+    if storage_root is not None:
+        labels.append(f"io.hyperai.storage-root={storage_root}")
+    return {c.name for c in client.containers.list(all=True, filters={"label": labels})}
 
 
 def test_code_runs_in_home_and_the_working_directory_is_saved(
@@ -92,9 +96,7 @@ def test_failure_carries_exit_code_and_last_lines_and_removes_the_container(
     record = docker_service.get("t/1")
     assert record.state is ExecutionState.FAILED
     assert record.failure_reason == "the command exited with code 3"
-    assert managed_names(docker_service.runner.client) == set() or record.container_name not in managed_names(
-        docker_service.runner.client
-    )
+    assert managed_names(docker_service.runner.client, docker_service.settings.storage_root) == set()
 
 
 def test_out_of_memory_is_named(docker_service: GearService) -> None:
@@ -165,10 +167,10 @@ def test_bad_input_fails_before_any_container_or_record(
     client = docker_service.runner.client
     if fields.get("compute_type") == "cpu-large" and client.info()["NCPU"] >= 4:
         pytest.skip("the engine has 4 or more CPUs")
-    before = managed_names(client)
+    root = docker_service.settings.storage_root
     with pytest.raises(error, match=message):
         docker_service.run(task(command="true", **fields))
-    assert managed_names(client) == before
+    assert managed_names(client, root) == set()
     assert docker_service.executions() == []
 
 
@@ -176,7 +178,9 @@ def test_compute_type_with_more_memory_than_the_engine_is_refused(docker_service
     (docker_service.settings.storage_root / "compute_types.yaml").write_text(
         "huge-memory:\n  cpus: 1\n  memory: 64TiB\n  disk_quota: 1GiB\n"
     )
-    with pytest.raises(ConfigurationError, match=r"asks for 64.0TiB of memory; the Docker engine has [0-9.]+ GiB"):
+    with pytest.raises(
+        ConfigurationError, match=r"asks for 64.0TiB of memory; the Docker engine has [0-9.]+ GiB"
+    ):
         docker_service.run(task(compute_type="huge-memory", command="true"))
     assert docker_service.executions() == []
 
@@ -187,11 +191,10 @@ def test_gpu_compute_type_without_nvidia_runtime_is_refused_before_create(
     client = docker_service.runner.client
     if "nvidia" in (client.info().get("Runtimes") or {}):
         pytest.skip("this engine has an NVIDIA runtime")
-    before = {c.id for c in client.containers.list(all=True)}
     with pytest.raises(EngineError, match="has no NVIDIA runtime") as caught:
         docker_service.run(task(compute_type="t4", command="nvidia-smi"))
     assert "NVIDIA Container Toolkit" in str(caught.value)
-    assert {c.id for c in client.containers.list(all=True)} == before
+    assert managed_names(client, docker_service.settings.storage_root) == set()
 
 
 def test_unreachable_engine_is_explained(storage_root: Path) -> None:
