@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 VENV="${HYPERAI_VENV:-.venv}"
-DAGS=("${@:-hyperai_quickstart}")
+if [ "$#" -gt 0 ]; then DAGS=("$@"); else DAGS=(hyperai_quickstart hyperai_pipeline); fi
 
 if ! docker info >/dev/null 2>&1; then
   scripts/setup_docker.sh

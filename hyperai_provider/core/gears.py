@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from hyperai_provider.core import layers
 from hyperai_provider.core.catalog import Catalogs
@@ -39,12 +39,15 @@ from hyperai_provider.exceptions import (
     ExecutionTerminatedError,
     HyperAIError,
     NotFoundError,
+    QuotaExceededError,
 )
 from hyperai_provider.models import (
     HOME,
+    INPUT_SLOTS,
     OUTPUT,
     AirflowContext,
     ComputeType,
+    DatasetSource,
     ExecutionMode,
     ExecutionRecord,
     ExecutionState,
@@ -56,6 +59,9 @@ from hyperai_provider.models import (
 )
 from hyperai_provider.models.binding import parse_bindings
 from hyperai_provider.models.spec import ExecutionSpec
+
+if TYPE_CHECKING:
+    from hyperai_provider.core.datasets import Datasets
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +150,7 @@ class GearService:
             if not spec.command:
                 spec = spec.model_copy(update={"command": default_command(notebooks)})
         inputs = self.resolve_inputs(spec.inputs)
+        self.check_storage_quota()
         self.runner.check_compute(compute)
         self.runner.ensure_image(image, spec.pull, image_entry.build_hint if image_entry else "")
         lower_layers: list[str] = []
@@ -248,13 +255,85 @@ class GearService:
             self.link_workdir(record, base)
         return resolve_inside(base, sub_path, "code sub-path")
 
+    @property
+    def datasets(self) -> Datasets:
+        from hyperai_provider.core.datasets import Datasets
+
+        return Datasets(self)
+
     def resolve_inputs(self, inputs: list[InputBinding]) -> list[InputBinding]:
-        """Fill in each binding's host path (datasets and closed working directories)."""
-        if inputs:
+        """Check each binding and fill in its host path: a dataset version ('latest' pinned to a number)
+        or a closed execution's working directory, with the sub-path confined to its source."""
+        if len(inputs) > len(INPUT_SLOTS):
             raise ConfigurationError(
-                "Input bindings are not supported by this version.", "Remove 'inputs' from the task."
+                f"{len(inputs)} input bindings given; an execution has five slots ({', '.join(INPUT_SLOTS)}).",
+                "Bind at most five sources (bind a parent folder to see several datasets).",
             )
-        return []
+        return [self._resolve_input(binding) for binding in inputs]
+
+    def _resolve_input(self, binding: InputBinding) -> InputBinding:
+        source = binding.source
+        where = f"{binding.slot} ({source.kind})"
+        if isinstance(source, DatasetSource):
+            version, path = self.datasets.resolve(source)
+            pinned = source.model_copy(update={"version": version.version})
+            return binding.model_copy(update={"source": pinned, "host_path": str(path)})
+        try:
+            split_execution_id(source.execution_id)
+        except ValueError as error:
+            raise ConfigurationError(f"{where}: {error}") from error
+        record = self.store.get_execution(source.execution_id)
+        if not record.closed:
+            raise ConflictError(
+                f"{where}: execution {record.id} is still {record.state.value}; only a closed working "
+                "directory can be bound.",
+                "Bind it once it has ended (in a DAG, make this task downstream of it).",
+            )
+        if not self.storage.is_saved(record.gear, record.number):
+            raise ConflictError(
+                f"{where}: execution {record.id} ended without its working directory being saved.",
+                "Bind another execution.",
+            )
+        chain = self.workdir_layers(record)
+        if len(chain) == 1:
+            path = resolve_inside(chain[0], source.sub_path, "sub-path")
+        elif source.sub_path:  # a sub-folder of a merged view: materialise it with hard links (no copy)
+            if not self.workdir_view(record).exists(source.sub_path.strip("/")):
+                raise ConfigurationError(f"{where}: sub-path {source.sub_path!r} does not exist in {record.id}.")
+            merged = self.storage.temporary_dir(f"input-{record.gear}-{record.number}-")
+            self.link_workdir(record, merged / "view")
+            path = resolve_inside(merged / "view", source.sub_path, "sub-path")
+        else:
+            path = chain[0]  # mounted as the merged overlay by container_spec
+        resolved = source.model_copy(update={"gear": record.gear, "state": record.state.value})
+        return binding.model_copy(update={"source": resolved, "host_path": str(path)})
+
+    def input_mount(self, binding: InputBinding, record: ExecutionRecord) -> MountSpec:
+        """The read-only mount of one resolved binding in ``record``'s container."""
+        source = binding.source
+        if isinstance(source, WorkdirSource) and not source.sub_path:
+            return self.workdir_mount(self.store.get_execution(source.execution_id), binding.container_path, record)
+        return MountSpec(str(binding.host_path), binding.container_path, read_only=True)
+
+    def storage_used(self) -> int:
+        """Bytes the storage root holds, from the store's accounting (no tree walk)."""
+        executions = sum(record.bytes_stored or 0 for record in self.store.list_executions())
+        datasets = sum(v.bytes for d in self.store.list_datasets() for v in self.store.list_dataset_versions(d.name))
+        return executions + datasets
+
+    def check_storage_quota(self) -> None:
+        """Refuse new executions and dataset versions once the storage root holds its quota."""
+        quota = self.settings.storage_quota
+        if quota is None:
+            return
+        used = self.storage_used()
+        if used >= quota:
+            raise QuotaExceededError(
+                f"The storage root {self.settings.storage_root} holds {used:,} bytes, at or over its quota of "
+                f"{quota:,} bytes.",
+                "Delete executions or dataset versions you no longer need (`hyperai delete`, "
+                "`hyperai dataset delete`), or raise HYPERAI_STORAGE_QUOTA.",
+            )
 
     # -- running ---------------------------------------------------------------------------------------
 
@@ -409,7 +488,7 @@ class GearService:
         if record.lower_layers:
             volume = container_name(record)
             mounts = [MountSpec(volume, HOME, kind="volume"), MountSpec(volume, OUTPUT, kind="volume")]
-        mounts += [MountSpec(str(b.host_path), b.container_path, read_only=True) for b in record.inputs]
+        mounts += [self.input_mount(binding, record) for binding in record.inputs]
         environment = {
             "PYTHONUNBUFFERED": "1",
             **record.environment,

@@ -58,6 +58,7 @@ class GearTaskOperator(BaseOperator):
         "code",
         "environment",
         "parameters",
+        "inputs",
         "continue_from",
     )
     mode: ExecutionMode = ExecutionMode.TASK
@@ -102,6 +103,19 @@ class GearTaskOperator(BaseOperator):
         self.hyperai_conn_id = hyperai_conn_id
         self._service: GearService | None = None
         self._execution_id: str | None = None
+
+    @classmethod
+    def from_project(cls, path: str | Path, **kwargs: Any) -> GearTaskOperator:
+        """A task that runs a HyperAI/OpenBayes project folder (``openbayes.yaml``) as it is: its
+        ``resource``, ``env``, ``command``, ``parameters`` and bindings; ``kwargs`` override them."""
+        from hyperai_provider.core.project import load_project
+
+        folder = Path(path).expanduser()
+        if not folder.is_absolute():
+            folder = _caller_folder() / folder
+        arguments = load_project(folder).operator_arguments()
+        arguments.update(kwargs)
+        return cls(**arguments)
 
     @property
     def service(self) -> GearService:
@@ -205,3 +219,13 @@ class GearTaskOperator(BaseOperator):
     def on_kill(self) -> None:
         if self._execution_id is not None:
             self.service.stop(self._execution_id, "task killed by Airflow")
+
+
+def _caller_folder() -> Path:
+    """The folder of the DAG file calling ``from_project`` (relative paths are relative to it)."""
+    import inspect
+
+    for frame in inspect.stack()[2:]:
+        if not frame.filename.startswith(str(Path(__file__).parent)):
+            return Path(frame.filename).parent
+    return Path.cwd()
