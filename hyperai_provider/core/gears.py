@@ -610,7 +610,9 @@ class GearService:
         file contents (hard links). Used for dataset versions made from a working directory."""
         chain = self.workdir_layers(record)
         if len(chain) == 1:
-            return self.storage.hardlink_tree(chain[0], destination)
+            own = chain[0] == self.storage.layer_dir(record.gear, record.number)
+            known = self.storage.saved_usage(record.gear, record.number) if own else None
+            return self.storage.hardlink_tree(chain[0], destination, known)
         return layers.MergedView(chain).link_into(destination)
 
     def previous_try(self, gear: str, airflow: AirflowContext) -> ExecutionRecord | None:

