@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-VENV="${HYPERAI_VENV:-.venv}"
 if [ "$#" -gt 0 ]; then DAGS=("$@"); else DAGS=(hyperai_quickstart hyperai_pipeline); fi
 
 if ! docker info >/dev/null 2>&1; then
@@ -12,14 +11,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 scripts/build_images.sh --only base
 
-if [ ! -x "$VENV/bin/python" ]; then
-  "${PYTHON:-python3}" -m venv "$VENV"
-fi
-if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e ".[test]"
-  touch "$VENV/.installed"
-fi
+. scripts/venv.sh
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"

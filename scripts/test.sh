@@ -3,16 +3,7 @@
 # Creates .venv and installs the project with its test extras on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${HYPERAI_VENV:-.venv}"
-PYTHON="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV"
-fi
-if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e ".[test]"
-  touch "$VENV/.installed"
-fi
+. scripts/venv.sh
 echo "== ruff"
 "$VENV/bin/ruff" check hyperai_provider tests dags benchmarks scripts
 echo "== mypy"
