@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 from hyperai_provider.core import layers
 from hyperai_provider.core.catalog import Catalogs
 from hyperai_provider.core.code import code_files, copy_code, parameter_arguments, write_parameters
+from hyperai_provider.core.lifecycle import runner_identity
 from hyperai_provider.core.notebooks import check_notebooks, default_command, export_into
 from hyperai_provider.core.runner import (
     LABEL_EXECUTION,
@@ -30,7 +31,7 @@ from hyperai_provider.core.runner import (
 )
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.core.storage import StorageRoot, Usage, atomic_write_json, resolve_inside, tree_usage
-from hyperai_provider.core.store import GearStore
+from hyperai_provider.core.store import GearStore, advance
 from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.exceptions import (
     ConfigurationError,
@@ -61,7 +62,9 @@ from hyperai_provider.models.binding import parse_bindings
 from hyperai_provider.models.spec import ExecutionSpec
 
 if TYPE_CHECKING:
+    from hyperai_provider.core.access import Access
     from hyperai_provider.core.datasets import Datasets
+    from hyperai_provider.core.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,9 @@ class GearService:
         self.settings = settings or HyperAISettings.from_env()
         self.storage = StorageRoot(self.settings.storage_root)
         self.runner = runner or DockerRunner(
-            self.settings.docker_host, self.settings.stop_grace_seconds, self.storage.tmp / "engine-facts.json"
+            self.settings.docker_host,
+            self.settings.stop_grace_seconds,
+            self.storage.tmp / "engine-facts.json",
         )
         self._store: GearStore | None = None
         self._catalogs: Catalogs | None = None
@@ -256,6 +261,18 @@ class GearService:
         return resolve_inside(base, sub_path, "code sub-path")
 
     @property
+    def lifecycle(self) -> Lifecycle:
+        from hyperai_provider.core.lifecycle import Lifecycle
+
+        return Lifecycle(self)
+
+    def access(self, user: str | None = None) -> Access:
+        """The visibility rules as ``user`` (default: the configured user) sees the store."""
+        from hyperai_provider.core.access import Access
+
+        return Access(self.store, user or self.settings.user)
+
+    @property
     def datasets(self) -> Datasets:
         from hyperai_provider.core.datasets import Datasets
 
@@ -299,7 +316,9 @@ class GearService:
             path = resolve_inside(chain[0], source.sub_path, "sub-path")
         elif source.sub_path:  # a sub-folder of a merged view: materialise it with hard links (no copy)
             if not self.workdir_view(record).exists(source.sub_path.strip("/")):
-                raise ConfigurationError(f"{where}: sub-path {source.sub_path!r} does not exist in {record.id}.")
+                raise ConfigurationError(
+                    f"{where}: sub-path {source.sub_path!r} does not exist in {record.id}."
+                )
             merged = self.storage.temporary_dir(f"input-{record.gear}-{record.number}-")
             self.link_workdir(record, merged / "view")
             path = resolve_inside(merged / "view", source.sub_path, "sub-path")
@@ -312,13 +331,17 @@ class GearService:
         """The read-only mount of one resolved binding in ``record``'s container."""
         source = binding.source
         if isinstance(source, WorkdirSource) and not source.sub_path:
-            return self.workdir_mount(self.store.get_execution(source.execution_id), binding.container_path, record)
+            return self.workdir_mount(
+                self.store.get_execution(source.execution_id), binding.container_path, record
+            )
         return MountSpec(str(binding.host_path), binding.container_path, read_only=True)
 
     def storage_used(self) -> int:
         """Bytes the storage root holds, from the store's accounting (no tree walk)."""
         executions = sum(record.bytes_stored or 0 for record in self.store.list_executions())
-        datasets = sum(v.bytes for d in self.store.list_datasets() for v in self.store.list_dataset_versions(d.name))
+        datasets = sum(
+            v.bytes for d in self.store.list_datasets() for v in self.store.list_dataset_versions(d.name)
+        )
         return executions + datasets
 
     def check_storage_quota(self) -> None:
@@ -373,6 +396,7 @@ class GearService:
         on_created: Callable[[ExecutionRecord], None] | None = None,
     ) -> ExecutionRecord:
         """Plan, create and run a Task-mode execution to its end; raise if it did not succeed."""
+        self.collect_orphans_quietly()
         plan = self.plan(spec)
         record = self.create(plan)
         if on_created is not None:
@@ -389,7 +413,15 @@ class GearService:
             container_spec = self.container_spec(record, plan)
             with self.storage.log_path(record.gear, record.number).open("a", encoding="utf-8") as log_file:
                 container = self.runner.start(container_spec)
-                self.store.transition(record.id, ExecutionState.RUNNING, "container started")
+                self.store.update_execution(
+                    record.id,
+                    lambda current: advance(
+                        current,
+                        ExecutionState.RUNNING,
+                        "container started",
+                        extra={**current.extra, **runner_identity()},
+                    ),
+                )
                 on_line(f"[hyperai] execution {record.id} running in container {container_spec.name}")
                 result = self.runner.stream_and_wait(
                     container, _tee(log_file, on_line), watchdog=self.watchdog(record, plan)
@@ -398,11 +430,50 @@ class GearService:
             self._close_failed(record.id, error.headline)
             raise
         except BaseException as error:
-            self._close_failed(record.id, f"{type(error).__name__}: {error}", terminated=True)
+            self.terminate_interrupted(record, f"interrupted ({type(error).__name__})")
             raise
         finally:
             self.release(record)
         return self.close(record.id, result)
+
+    def collect_orphans_quietly(self) -> None:
+        """Before starting, stop containers whose worker died (never fails the new execution)."""
+        try:
+            handled = self.lifecycle.collect_orphans()
+        except Exception:
+            log.exception("Orphan collection failed")
+            return
+        if handled:
+            log.warning("Collected orphaned execution(s) %s (their workers died)", ", ".join(handled))
+
+    def terminate_interrupted(self, record: ExecutionRecord, reason: str) -> None:
+        """The process running an execution is being stopped (SIGTERM/SIGINT, Airflow's kill): stop the
+        container within the short grace, save what it wrote, and record whether that is complete."""
+        try:
+            self.runner.stop(record.container_name)
+            exit_code = self.runner.exit_code(record.container_name)
+        except HyperAIError:
+            exit_code = None
+        current = self.store.get_execution(record.id)
+        if current.closed:
+            return
+        reason = current.extra.get(STOP_REQUESTED) or reason
+        stored = None
+        if current.state in (ExecutionState.RUNNING, ExecutionState.SAVING):
+            if current.state is ExecutionState.RUNNING:
+                self.store.transition(record.id, ExecutionState.SAVING, reason)
+            stored = self.save(current)
+        closed = self.store.transition(
+            record.id,
+            ExecutionState.TERMINATED,
+            reason,
+            failure_reason=f"terminated: {reason}",
+            exit_code=exit_code,
+            bytes_stored=stored,
+            # exited on SIGTERM within the grace: its files were flushed; killed (137) or unknown: maybe not
+            saved_completely=stored is not None and exit_code is not None and exit_code != 137,
+        )
+        self.closed(closed)
 
     def prepare(self, record: ExecutionRecord, plan: ExecutionPlan, on_line: LineSink = print) -> None:
         """Create the working directory, copy code, write parameters (state 'preparing')."""
@@ -523,8 +594,20 @@ class GearService:
         return labels
 
     def watchdog(self, record: ExecutionRecord, plan: ExecutionPlan) -> Watchdog | None:
-        """A check run while the container runs; returns a reason to stop it."""
-        return None
+        """A check run while the container runs: the compute type's disk quota bounds its own layer."""
+        layer = self.storage.layer_dir(record.gear, record.number)
+        quota = int(record.compute.disk_quota)
+
+        def check() -> str | None:
+            used = tree_usage(layer).bytes
+            if used > quota:
+                return (
+                    f"disk quota exceeded: the working directory holds {used:,} bytes, over the "
+                    f"{record.compute.disk_quota.human_readable()} quota of compute type {record.compute.name!r}"
+                )
+            return None
+
+        return check
 
     def save(self, record: ExecutionRecord) -> int:
         """Account the execution's own layer and write its completion marker; return bytes stored."""
@@ -551,23 +634,37 @@ class GearService:
                 saved_completely=result.exit_code != 137,
                 **fields,
             )
+            self.closed(record, result.last_lines)
             raise ExecutionTerminatedError(
                 id_, f"terminated ({stop_reason})", result.exit_code, result.last_lines
             )
         if result.exit_code == 0 and not result.stopped_because:
-            return self.store.transition(id_, ExecutionState.SUCCEEDED, saved_completely=True, **fields)
+            record = self.store.transition(id_, ExecutionState.SUCCEEDED, saved_completely=True, **fields)
+            self.closed(record, result.last_lines)
+            return record
         reason = failure_reason(result, record.compute)
-        self.store.transition(
+        record = self.store.transition(
             id_, ExecutionState.FAILED, reason, failure_reason=reason, saved_completely=True, **fields
         )
+        self.closed(record, result.last_lines)
         raise ExecutionFailedError(id_, reason, result.exit_code, result.last_lines)
+
+    def closed(self, record: ExecutionRecord, last_lines: list[str] | None = None) -> None:
+        """Called once when an execution reaches a closed state: sends the gear's notifications.
+        Never raises: a notification failure must not change the execution's outcome."""
+        from hyperai_provider.core.notify import notify_closed
+
+        try:
+            notify_closed(self, record, last_lines)
+        except Exception:
+            log.exception("Could not send the notification for %s", record.id)
 
     def _close_failed(self, id_: str, reason: str, terminated: bool = False) -> None:
         record = self.store.get_execution(id_)
         if record.closed:
             return
         state = ExecutionState.TERMINATED if terminated else ExecutionState.FAILED
-        self.store.transition(id_, state, reason, failure_reason=reason)
+        self.closed(self.store.transition(id_, state, reason, failure_reason=reason))
 
     def bindings_from(self, inputs: dict[str, Any] | None) -> list[InputBinding]:
         """Parse operator/CLI ``inputs`` into bindings (no I/O; resolved in :meth:`plan`)."""
@@ -621,7 +718,12 @@ class GearService:
             record
             for record in self.store.list_executions(gear)
             if record.airflow is not None
-            and (record.airflow.dag_id, record.airflow.task_id, record.airflow.run_id, record.airflow.map_index)
+            and (
+                record.airflow.dag_id,
+                record.airflow.task_id,
+                record.airflow.run_id,
+                record.airflow.map_index,
+            )
             == (airflow.dag_id, airflow.task_id, airflow.run_id, airflow.map_index)
             and record.airflow.try_number < airflow.try_number
             and record.closed

@@ -319,6 +319,16 @@ class DockerRunner:
                 return False
             raise
 
+    def exit_code(self, name: str) -> int | None:
+        """The exit code of a stopped container; None while it runs or when it does not exist."""
+        import docker
+
+        try:
+            state = self.client.api.inspect_container(name).get("State", {})
+        except docker.errors.NotFound:
+            return None
+        return None if state.get("Running") else int(state.get("ExitCode", -1))
+
     def remove(self, name: str) -> None:
         """Remove a container, running or not; nothing to do if it does not exist."""
         import docker

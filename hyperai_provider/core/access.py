@@ -1,0 +1,82 @@
+"""Visibility: the one query layer the CLI and the web UI read gears and executions through.
+
+Owners see everything of their gears. Others see only the closed executions of public gears, and
+nothing at all of private ones: a private gear answers "does not exist", not "forbidden".
+"""
+
+from __future__ import annotations
+
+from hyperai_provider.core.store import GearStore
+from hyperai_provider.exceptions import ConflictError, NotFoundError
+from hyperai_provider.models import (
+    ExecutionRecord,
+    Gear,
+    NotificationSettings,
+    Visibility,
+    split_execution_id,
+)
+
+
+class Access:
+    """What ``user`` may see and change."""
+
+    def __init__(self, store: GearStore, user: str) -> None:
+        self.store = store
+        self.user = user
+
+    def owns(self, gear: Gear) -> bool:
+        return gear.owner == self.user
+
+    def can_see(self, gear: Gear) -> bool:
+        return self.owns(gear) or gear.visibility is Visibility.PUBLIC
+
+    def gears(self) -> list[Gear]:
+        return [gear for gear in self.store.list_gears() if self.can_see(gear)]
+
+    def gear(self, name: str) -> Gear:
+        gear = self.store.get_gear(name)
+        if not self.can_see(gear):
+            raise NotFoundError(f"Gear {name!r} does not exist.", "List gears with `hyperai gears`.")
+        return gear
+
+    def executions(self, gear: str | None = None) -> list[ExecutionRecord]:
+        if gear is not None:
+            self.gear(gear)
+        visible = {g.name: g for g in self.gears()}
+        return [
+            record
+            for record in self.store.list_executions(gear)
+            if record.gear in visible and (self.owns(visible[record.gear]) or record.closed)
+        ]
+
+    def execution(self, execution_id: str) -> ExecutionRecord:
+        missing = NotFoundError(
+            f"Execution {execution_id!r} does not exist.", "List executions with `hyperai executions GEAR`."
+        )
+        try:
+            gear_name, _ = split_execution_id(execution_id)
+            gear = self.gear(gear_name)
+        except (ValueError, NotFoundError):
+            raise missing from None
+        record = self.store.get_execution(execution_id)
+        if not self.owns(gear) and not record.closed:
+            raise missing
+        return record
+
+    def owned_gear(self, name: str) -> Gear:
+        """The gear, if ``user`` owns it (for changes); others are told it does not exist or is not theirs."""
+        gear = self.gear(name)
+        if not self.owns(gear):
+            raise ConflictError(
+                f"Gear {name!r} belongs to {gear.owner!r}; only its owner can change or delete it.",
+                "Ask its owner.",
+            )
+        return gear
+
+    def set_visibility(self, name: str, visibility: Visibility) -> Gear:
+        self.owned_gear(name)
+        return self.store.update_gear(name, lambda gear: gear.model_copy(update={"visibility": visibility}))
+
+    def set_notifications(self, name: str, settings: NotificationSettings) -> Gear:
+        self.owned_gear(name)
+        return self.store.update_gear(name, lambda gear: gear.model_copy(update={"notifications": settings}))
