@@ -44,13 +44,14 @@ def register(subparsers: Any) -> None:
 
 def list_gears(args: argparse.Namespace) -> int:
     service = service_from(args)
-    gears = service.store.list_gears()
+    access = service.access()
+    gears = access.gears()
     if args.json:
         print_json([gear.model_dump(mode="json") for gear in gears])
         return 0
     rows = []
     for gear in gears:
-        executions = service.store.list_executions(gear.name)
+        executions = access.executions(gear.name)
         stored = sum(record.bytes_stored or 0 for record in executions)
         rows.append([gear.name, gear.owner, gear.visibility.value, len(executions), human_bytes(stored)])
     print_table(["gear", "owner", "visibility", "executions", "storage"], rows)
@@ -59,9 +60,7 @@ def list_gears(args: argparse.Namespace) -> int:
 
 def list_executions(args: argparse.Namespace) -> int:
     service = service_from(args)
-    if args.gear:
-        service.store.get_gear(args.gear)  # a clear "does not exist" instead of an empty table
-    records = service.executions(args.gear)
+    records = service.access().executions(args.gear)  # an unknown gear says so
     if args.json:
         print_json([record.model_dump(mode="json") for record in records])
         return 0
@@ -71,7 +70,7 @@ def list_executions(args: argparse.Namespace) -> int:
 
 def show_execution(args: argparse.Namespace) -> int:
     service = service_from(args)
-    record = service.get(args.execution_id)
+    record = service.access().execution(args.execution_id)
     workdir = service.workdir(record)
     if args.json:
         print_json({**record.model_dump(mode="json"), "workdir": str(workdir)})

@@ -29,10 +29,10 @@ def _bytes(records: list[ExecutionRecord]) -> int:
 def show_storage(args: argparse.Namespace) -> int:
     service = service_from(args)
     if args.gear:
-        service.store.get_gear(args.gear)  # a clear "does not exist" instead of an empty table
-        return _one_gear(args, service.executions(args.gear))
-    records = service.executions()
-    by_gear: dict[str, list[ExecutionRecord]] = {gear.name: [] for gear in service.store.list_gears()}
+        return _one_gear(args, service.access().executions(args.gear))  # an unknown gear says so
+    access = service.access()
+    records = access.executions()
+    by_gear: dict[str, list[ExecutionRecord]] = {gear.name: [] for gear in access.gears()}
     for record in records:
         by_gear.setdefault(record.gear, []).append(record)
     total = _bytes(records)
