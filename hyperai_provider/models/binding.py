@@ -48,10 +48,21 @@ class InputBinding(FrozenModel):
 
 
 def parse_source(value: object) -> DatasetSource | WorkdirSource:
-    """A binding value: 'dataset:NAME[@VERSION][/sub/path]', '<gear>/<n>[:sub/path]', a model, or the
-    XCom dict of an upstream Gear task (optionally with 'sub_path')."""
+    """A binding value: 'dataset:NAME[@VERSION][/sub/path]', '<gear>/<n>[:sub/path]', a model (a source,
+    a Dataset (its latest version), a DatasetVersion or an ExecutionRecord), or the XCom dict of an
+    upstream Gear task or dataset operator (optionally with 'sub_path')."""
+    # imported here: both modules import this one
+    from hyperai_provider.models.dataset import Dataset, DatasetVersion
+    from hyperai_provider.models.execution import ExecutionRecord
+
     if isinstance(value, (DatasetSource, WorkdirSource)):
         return value
+    if isinstance(value, DatasetVersion):
+        return DatasetSource(name=value.dataset, version=value.version)
+    if isinstance(value, Dataset):
+        return DatasetSource(name=value.name)
+    if isinstance(value, ExecutionRecord):
+        return WorkdirSource(execution_id=value.id, gear=value.gear)
     if isinstance(value, dict):
         kind = value.get("kind", "workdir")
         model = DatasetSource if kind == "dataset" else WorkdirSource

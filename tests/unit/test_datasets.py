@@ -92,3 +92,26 @@ def test_storage_quota_refuses_new_versions(storage_root: Path, tmp_path: Path) 
     service.datasets.add_version_from_dir("d", _folder(tmp_path))
     with pytest.raises(QuotaExceededError, match="quota"):
         service.datasets.add_version_from_dir("d", _folder(tmp_path / "b"))
+
+
+def test_model_objects_bind_as_their_sources(service: GearService, tmp_path: Path) -> None:
+    from hyperai_provider.models import WorkdirSource
+
+    dataset = service.datasets.create("objs")
+    version = service.datasets.add_version_from_dir("objs", _folder(tmp_path))
+    bindings = service.bindings_from({"input0": version, "input1": dataset, "input2": "objs/4:sub"})
+    assert [b.source for b in bindings] == [
+        DatasetSource(name="objs", version=1),
+        DatasetSource(name="objs", version="latest"),
+        WorkdirSource(execution_id="objs/4", gear="objs", sub_path="sub"),
+    ]
+
+
+def test_more_than_five_bindings_are_refused(service: GearService) -> None:
+    from hyperai_provider.models import InputBinding
+
+    with pytest.raises(ConfigurationError, match="unknown input slot.*input5"):
+        service.bindings_from({f"input{n}": "dataset:d" for n in range(6)})
+    six = [InputBinding(slot=f"input{n % 5}", source=DatasetSource(name="d")) for n in range(6)]  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="five slots"):
+        service.resolve_inputs(six)

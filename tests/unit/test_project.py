@@ -57,3 +57,29 @@ def test_bad_projects_are_reported_not_ignored(tmp_path: Path, text: str, messag
 def test_a_folder_without_a_project_file_is_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="has no openbayes.yaml"):
         load_project(tmp_path)
+
+
+def test_from_project_builds_a_gear_task_relative_to_the_dag_file(tmp_path: Path) -> None:
+    import importlib.util
+
+    (tmp_path / "proj").mkdir()
+    _project(
+        tmp_path / "proj",
+        "resource: cpu-large\nenv: python\ncommand: python3 train.py\nbindings: ['mnist/2:/input0']\n",
+    )
+    dag_file = tmp_path / "project_dag.py"
+    dag_file.write_text(
+        "from hyperai_provider.operators import GearTaskOperator\n"
+        "train = GearTaskOperator.from_project('proj', task_id='train', compute_type='cpu')\n"
+    )
+    spec = importlib.util.spec_from_file_location("project_dag", dag_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train = module.train
+    assert train.code == str(tmp_path / "proj")
+    assert (train.compute_type, train.image, train.command) == ("cpu", "python", "python3 train.py")
+    assert train.inputs == {"input0": "dataset:mnist@2"}
+    (tmp_path / "proj" / "openbayes.yaml").write_text("resource: cpu\ngpu: 1\n")
+    with pytest.raises(ConfigurationError, match="unknown key"):  # at DAG parse time
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
