@@ -1,0 +1,116 @@
+"""Email notifications on a real local SMTP server (aiosmtpd), and an unreachable one."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from hyperai_provider.core.gears import GearService
+from hyperai_provider.exceptions import ExecutionFailedError
+from hyperai_provider.models import ExecutionState, NotificationSettings, NotifyEvent
+from hyperai_provider.models.spec import ExecutionSpec
+
+pytestmark = pytest.mark.docker
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("HYPERAI_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("HYPERAI_SMTP_PORT", str(port))
+    monkeypatch.setenv("HYPERAI_SMTP_FROM", "hyperai@example.test")
+    yield handler
+    controller.stop()
+
+
+def task(gear: str, command: str) -> ExecutionSpec:
+    return ExecutionSpec.model_validate(
+        {"gear": gear, "image": "python", "compute_type": "cpu", "command": command}
+    )
+
+
+def subscribe(service: GearService, gear: str, *events: NotifyEvent) -> None:
+    service.store.ensure_gear(gear, service.settings.user)
+    service.access().set_notifications(
+        gear, NotificationSettings(recipients=["ops@example.test", "me@example.test"], events=list(events))
+    )
+
+
+def test_a_failed_execution_emails_its_facts_and_last_log_lines(
+    docker_service: GearService, inbox: Inbox
+) -> None:
+    subscribe(docker_service, "ntfail", NotifyEvent.FAILED)
+    with pytest.raises(ExecutionFailedError):
+        docker_service.run(
+            task("ntfail", "head -c 2048 /dev/zero > blob; echo the-line-before; exit 3"),
+            on_line=lambda _: None,
+        )
+    assert len(inbox.messages) == 1
+    recipients, message = inbox.messages[0]
+    assert recipients == ["ops@example.test", "me@example.test"]
+    assert message["Subject"] == "[HyperAI] ntfail/1 failed"
+    assert message["From"] == "hyperai@example.test"
+    body = message.get_payload(decode=True).decode()
+    for expected in (
+        "Execution: ntfail/1",
+        "State: failed",
+        "Duration: ",
+        "Compute type: cpu",
+        "Image: ",
+        "Reason: the command exited with code 3",
+        "Last log lines:",
+        "the-line-before",
+    ):
+        assert expected in body, body
+    stored = docker_service.get("ntfail/1").bytes_stored
+    assert stored is not None and stored >= 2048 and f"Storage: {stored} bytes" in body
+
+
+def test_only_the_events_asked_for_are_sent(docker_service: GearService, inbox: Inbox) -> None:
+    subscribe(docker_service, "ntevents", NotifyEvent.FAILED)
+    record = docker_service.run(task("ntevents", "echo fine"), on_line=lambda _: None)
+    assert record.state is ExecutionState.SUCCEEDED and inbox.messages == []
+    subscribe(docker_service, "ntevents", NotifyEvent.SUCCEEDED)
+    docker_service.run(task("ntevents", "echo fine"), on_line=lambda _: None)
+    assert [message["Subject"] for _, message in inbox.messages] == ["[HyperAI] ntevents/2 succeeded"]
+    assert "Last log lines" not in inbox.messages[0][1].get_payload(decode=True).decode()
+
+
+def test_an_unreachable_smtp_server_changes_nothing_but_is_logged(
+    docker_service: GearService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HYPERAI_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("HYPERAI_SMTP_PORT", str(free_port()))  # nothing listens there
+    subscribe(docker_service, "ntdown", NotifyEvent.SUCCEEDED, NotifyEvent.FAILED)
+    with caplog.at_level(logging.WARNING, logger="hyperai_provider.core.notify"):
+        record = docker_service.run(task("ntdown", "echo fine"), on_line=lambda _: None)
+        assert record.state is ExecutionState.SUCCEEDED
+        with pytest.raises(ExecutionFailedError, match="exited with code 4"):
+            docker_service.run(task("ntdown", "exit 4"), on_line=lambda _: None)
+    assert docker_service.get("ntdown/2").state is ExecutionState.FAILED
+    failures = [r.getMessage() for r in caplog.records if "Could not email" in r.getMessage()]
+    assert len(failures) == 2 and "ntdown/1" in failures[0] and "ntdown/2" in failures[1]
