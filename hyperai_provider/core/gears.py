@@ -18,6 +18,7 @@ from hyperai_provider.core.catalog import Catalogs
 from hyperai_provider.core.code import code_files, copy_code, parameter_arguments, write_parameters
 from hyperai_provider.core.lifecycle import runner_identity
 from hyperai_provider.core.notebooks import check_notebooks, default_command, export_into
+from hyperai_provider.core.notify import SmtpSettings
 from hyperai_provider.core.runner import (
     LABEL_EXECUTION,
     LABEL_GEAR,
@@ -118,6 +119,7 @@ class GearService:
             self.storage.tmp / "engine-facts.json",
         )
         self._store: GearStore | None = None
+        self.smtp: SmtpSettings | None = None  # None: HYPERAI_SMTP_* (an Airflow adapter may set it)
         self._catalogs: Catalogs | None = None
 
     @property
@@ -154,7 +156,7 @@ class GearService:
             notebooks = check_notebooks(code_files(code))
             if not spec.command:
                 spec = spec.model_copy(update={"command": default_command(notebooks)})
-        inputs = self.resolve_inputs(spec.inputs)
+        inputs = self.resolve_inputs(spec.inputs, spec.owner)
         self.check_storage_quota()
         self.runner.check_compute(compute)
         self.runner.ensure_image(image, spec.pull, image_entry.build_hint if image_entry else "")
@@ -278,17 +280,18 @@ class GearService:
 
         return Datasets(self)
 
-    def resolve_inputs(self, inputs: list[InputBinding]) -> list[InputBinding]:
+    def resolve_inputs(self, inputs: list[InputBinding], owner: str = "") -> list[InputBinding]:
         """Check each binding and fill in its host path: a dataset version ('latest' pinned to a number)
-        or a closed execution's working directory, with the sub-path confined to its source."""
+        or a closed execution's working directory that ``owner`` may see, the sub-path confined to its
+        source."""
         if len(inputs) > len(INPUT_SLOTS):
             raise ConfigurationError(
                 f"{len(inputs)} input bindings given; an execution has five slots ({', '.join(INPUT_SLOTS)}).",
                 "Bind at most five sources (bind a parent folder to see several datasets).",
             )
-        return [self._resolve_input(binding) for binding in inputs]
+        return [self._resolve_input(binding, owner) for binding in inputs]
 
-    def _resolve_input(self, binding: InputBinding) -> InputBinding:
+    def _resolve_input(self, binding: InputBinding, owner: str = "") -> InputBinding:
         source = binding.source
         where = f"{binding.slot} ({source.kind})"
         if isinstance(source, DatasetSource):
@@ -299,7 +302,7 @@ class GearService:
             split_execution_id(source.execution_id)
         except ValueError as error:
             raise ConfigurationError(f"{where}: {error}") from error
-        record = self.store.get_execution(source.execution_id)
+        record = self.access(owner or None).execution(source.execution_id)  # another's private gear: unknown
         if not record.closed:
             raise ConflictError(
                 f"{where}: execution {record.id} is still {record.state.value}; only a closed working "

@@ -111,7 +111,7 @@ def notify_closed(
     settings = gear.notifications
     if not settings.recipients or NotifyEvent(record.state.value) not in settings.events:
         return False
-    smtp = smtp or SmtpSettings.from_env()
+    smtp = smtp or service.smtp or SmtpSettings.from_env()
     if smtp is None:
         log.warning(
             "Gear %s asks for email on %s but no SMTP server is configured (HYPERAI_SMTP_HOST)",

@@ -74,7 +74,10 @@ class HyperAIHook(BaseHook):
 
     def get_conn(self) -> GearService:
         if self._service is None:
+            from hyperai_provider.notifications.smtp import smtp_settings_from_airflow
+
             self._service = GearService(self.settings())
+            self._service.smtp = smtp_settings_from_airflow()
         return self._service
 
     @property

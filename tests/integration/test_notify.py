@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -114,3 +115,29 @@ def test_an_unreachable_smtp_server_changes_nothing_but_is_logged(
     assert docker_service.get("ntdown/2").state is ExecutionState.FAILED
     failures = [r.getMessage() for r in caplog.records if "Could not email" in r.getMessage()]
     assert len(failures) == 2 and "ntdown/1" in failures[0] and "ntdown/2" in failures[1]
+
+
+def test_airflow_smtp_connection_feeds_the_notifier(
+    docker_service: GearService, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hyperai_provider.notifications.smtp import smtp_settings_from_airflow
+
+    port = int(os.environ["HYPERAI_SMTP_PORT"])
+    monkeypatch.delenv("HYPERAI_SMTP_HOST")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        f'{{"conn_type": "smtp", "host": "127.0.0.1", "port": {port}, "extra": {{"from_email": "af@example.test"}}}}',
+    )
+    settings = smtp_settings_from_airflow()
+    assert settings is not None and (settings.host, settings.port, settings.starttls) == (
+        "127.0.0.1",
+        port,
+        False,
+    )
+    docker_service.smtp = settings
+    subscribe(docker_service, "ntairflow", NotifyEvent.FAILED)
+    with pytest.raises(ExecutionFailedError):
+        docker_service.run(task("ntairflow", "exit 1"), on_line=lambda _: None)
+    assert [(m["Subject"], m["From"]) for _, m in inbox.messages] == [
+        ("[HyperAI] ntairflow/1 failed", "af@example.test")
+    ]

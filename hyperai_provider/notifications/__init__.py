@@ -1,0 +1,1 @@
+"""Airflow adapters for HyperAI notifications."""
