@@ -95,7 +95,7 @@ class Datasets:
             split_execution_id(execution_id)
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
-        record = self.service.get(execution_id)
+        record = self.service.access().execution(execution_id)  # another user's private gear: unknown
         if not record.closed or not self._storage.is_saved(record.gear, record.number):
             raise ConflictError(
                 f"Execution {execution_id} is {record.state.value}; its working directory is not saved yet.",

@@ -302,7 +302,7 @@ class GearService:
             split_execution_id(source.execution_id)
         except ValueError as error:
             raise ConfigurationError(f"{where}: {error}") from error
-        record = self.access(owner or None).execution(source.execution_id)  # another's private gear: unknown
+        record = self.access(owner or None).execution(source.execution_id)  # others' private: unknown
         if not record.closed:
             raise ConflictError(
                 f"{where}: execution {record.id} is still {record.state.value}; only a closed working "

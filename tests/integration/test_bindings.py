@@ -194,3 +194,17 @@ def test_hyperai_run_runs_a_project_folder(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "args ['--epochs=2']" in result.stdout and "params {'epochs': 2}" in result.stdout
     assert "execution proj/1 succeeded" in result.stdout
+
+
+def test_another_users_private_working_directory_cannot_be_bound_or_published(
+    docker_service: GearService,
+) -> None:
+    theirs = docker_service.run(
+        build_spec(gear="bind-private", image="python", command="echo secret > s", owner="someone-else")
+    )
+    with pytest.raises(NotFoundError, match="does not exist"):
+        docker_service.run(task(docker_service, {"input0": theirs.id}, command="true"))
+    docker_service.datasets.create("stolen")
+    with pytest.raises(NotFoundError, match="does not exist"):
+        docker_service.datasets.add_version_from_execution("stolen", theirs.id)
+    assert [r.id for r in docker_service.executions("bind")] == []
