@@ -48,7 +48,7 @@ def test_dataset_and_upstream_workdir_are_bound_read_only(
     lines: list[str] = []
     script = (
         "cat /hyperai/input/input0/train/rows.csv; cat $HYPERAI_INPUT1/w.txt; echo $HYPERAI_INPUT0; "
-        "for d in /hyperai/input/input0 /hyperai/input/input1; do "
+        "for d in /hyperai/input/input0 /hyperai/input/input1 /hyperai/input/input2 /hyperai/input/input3; do "
         "touch $d/x 2>&1 || echo refused-$(basename $d); done; ls /hyperai/input/input0"
     )
     record = docker_service.run(
@@ -57,6 +57,8 @@ def test_dataset_and_upstream_workdir_are_bound_read_only(
             {
                 "input0": "dataset:blobs@latest",
                 "input1": {**docker_service.reference(upstream).model_dump(), "sub_path": "model"},
+                "input2": upstream.id,  # a whole working directory
+                "input3": "dataset:blobs@1/train",
             },
             command=script,
         ),
@@ -64,8 +66,8 @@ def test_dataset_and_upstream_workdir_are_bound_read_only(
     )
     output = "\n".join(lines)
     assert "1,2" in output and "weights" in output and "/hyperai/input/input0" in lines
-    assert output.count("Read-only file system") == 2
-    assert "refused-input0" in output and "refused-input1" in output
+    assert output.count("Read-only file system") == 4  # every form of binding is read-only
+    assert all(f"refused-input{n}" in output for n in range(4))
     assert record.inputs[0].source.version == 1  # 'latest' pinned in the record
     assert record.inputs[1].source.sub_path == "model"
 
