@@ -210,3 +210,26 @@ def test_another_users_private_working_directory_cannot_be_bound_or_published(
     with pytest.raises(NotFoundError, match="does not exist"):
         docker_service.datasets.add_version_from_execution("stolen", theirs.id)
     assert [r.id for r in docker_service.executions("bind")] == []
+
+
+def test_cli_adds_a_version_from_an_execution_and_deletes_it(
+    docker_service: GearService, storage_root: Path
+) -> None:
+    record = docker_service.run(task(docker_service, command="echo 42 > answer.txt"))
+    as_alice = {"HYPERAI_USER": "alice"}
+    assert run_cli("dataset", "create", "answers", storage_root=storage_root, env=as_alice).returncode == 0
+    added = run_cli(
+        "dataset", "version", "add", "answers", "--from-execution", record.id,
+        storage_root=storage_root, env=as_alice,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    linked = docker_service.storage.dataset_version_dir("answers", 1) / "answer.txt"
+    assert linked.stat().st_ino == (docker_service.workdir(record) / "answer.txt").stat().st_ino
+    as_bob = run_cli(
+        "dataset", "version", "add", "answers", "--from-execution", record.id,
+        storage_root=storage_root, env={"HYPERAI_USER": "bob"},
+    )  # fmt: skip
+    assert as_bob.returncode != 0 and "does not exist" in as_bob.stderr  # alice's gear is private
+    deleted = run_cli("dataset", "version", "delete", "answers", "1", "--yes", storage_root=storage_root)
+    assert deleted.returncode == 0, deleted.stderr
+    assert not linked.exists() and (docker_service.workdir(record) / "answer.txt").read_text() == "42\n"
