@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hyperai_provider.cli.common import EXIT_CONFLICT, add_json_flag, human_bytes, print_json, service_from
+from hyperai_provider.cli.common import (
+    EXIT_CONFLICT,
+    add_json_flag,
+    confirmed,
+    human_bytes,
+    print_json,
+    service_from,
+)
 from hyperai_provider.models import NotificationSettings, NotifyEvent, Visibility
 
 
@@ -63,15 +70,6 @@ def _guard_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _confirmed(args: argparse.Namespace, what: str) -> bool:
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        print(f"error: deleting {what} is irreversible; pass --yes to confirm", file=sys.stderr)
-        return False
-    return input(f"Delete {what}? This cannot be undone. Type 'yes' to confirm: ").strip().lower() == "yes"
-
-
 def stop_execution(args: argparse.Namespace) -> int:
     service = service_from(args)
     service.access().owned_gear(service.access().execution(args.execution_id).gear)
@@ -89,7 +87,7 @@ def delete_execution(args: argparse.Namespace) -> int:
     record = service.access().execution(args.execution_id)
     service.access().owned_gear(record.gear)
     targets = service.lifecycle.plan_delete(record.id, args.cascade, args.flatten)  # refusals before asking
-    if not _confirmed(args, " and ".join(target.id for target in targets)):
+    if not confirmed(args, " and ".join(target.id for target in targets)):
         return EXIT_CONFLICT
     result = service.lifecycle.delete_execution(record.id, args.cascade, args.flatten)
     if result.flattened:
@@ -101,7 +99,7 @@ def delete_execution(args: argparse.Namespace) -> int:
 def delete_whole_gear(args: argparse.Namespace) -> int:
     service = service_from(args)
     service.access().owned_gear(args.gear)
-    if not _confirmed(args, f"gear {args.gear} and all its executions"):
+    if not confirmed(args, f"gear {args.gear} and all its executions"):
         return EXIT_CONFLICT
     result = service.lifecycle.delete_gear(args.gear, args.cascade, args.flatten)
     print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from typing import Any
 
 from hyperai_provider.cli.common import service_from
@@ -33,6 +34,7 @@ def run_project(args: argparse.Namespace) -> int:
     service = service_from(args)
     fields["inputs"] = service.bindings_from(fields.get("inputs"))
     spec = build_spec(**fields)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the container and saves, like Ctrl-C
     try:
         record = service.run(spec, on_line=lambda line: print(line, flush=True))
     except ExecutionFailedError as error:
@@ -45,3 +47,7 @@ def run_project(args: argparse.Namespace) -> int:
     else:
         print(f"execution {record.id} {record.state.value}; working directory: {service.workdir(record)}")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

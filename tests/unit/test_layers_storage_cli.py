@@ -9,6 +9,8 @@ from hyperai_provider.core.gears import GearService
 from hyperai_provider.models import ComputeType, ExecutionRecord, ExecutionState
 from tests.conftest import run_cli
 
+ALICE = {"HYPERAI_USER": "alice"}  # the owner: gears are private to their owner by default
+
 
 def add(service: GearService, gear: str, stored: int | None, parent: str | None = None) -> None:
     def build(id_: str, number: int) -> ExecutionRecord:
@@ -37,7 +39,7 @@ def test_storage_answers_from_the_records_without_walking_the_tree(
     service.store.dispose()
     assert not any((storage_root / "gears").iterdir())  # no layers at all: the numbers come from the store
 
-    total = run_cli("storage", "--json", storage_root=storage_root)
+    total = run_cli("storage", "--json", storage_root=storage_root, env=ALICE)
     assert total.returncode == 0, total.stderr
     assert json.loads(total.stdout) == {
         "total_bytes": 5_001_500,
@@ -46,7 +48,7 @@ def test_storage_answers_from_the_records_without_walking_the_tree(
             {"gear": "train", "executions": 3, "bytes": 5_001_200},
         ],
     }
-    one = json.loads(run_cli("storage", "train", "--json", storage_root=storage_root).stdout)
+    one = json.loads(run_cli("storage", "train", "--json", storage_root=storage_root, env=ALICE).stdout)
     assert one["total_bytes"] == 5_001_200
     assert one["executions"][1] == {
         "id": "train/2",
@@ -55,7 +57,7 @@ def test_storage_answers_from_the_records_without_walking_the_tree(
         "layers": 2,
         "bytes": 1200,
     }
-    table = run_cli("storage", "train", storage_root=storage_root).stdout
+    table = run_cli("storage", "train", storage_root=storage_root, env=ALICE).stdout
     assert "train/2" in table and "1.2 KB" in table and "TOTAL" in table
-    missing = run_cli("storage", "nope", storage_root=storage_root)
+    missing = run_cli("storage", "nope", storage_root=storage_root, env=ALICE)
     assert missing.returncode == 3 and "does not exist" in missing.stderr
