@@ -42,6 +42,16 @@ def fail(error: HyperAIError) -> int:
     return EXIT_FAILED
 
 
+def confirmed(args: argparse.Namespace, what: str) -> bool:
+    """Whether deleting ``what`` is confirmed: ``--yes``, or 'yes' typed on a terminal."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"error: deleting {what} is irreversible; pass --yes to confirm", file=sys.stderr)
+        return False
+    return input(f"Delete {what}? This cannot be undone. Type 'yes' to confirm: ").strip().lower() == "yes"
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from hyperai_provider.cli.common import add_json_flag, human_bytes, print_json, print_table, service_from
+from hyperai_provider.cli.common import (
+    add_json_flag,
+    confirmed,
+    human_bytes,
+    print_json,
+    print_table,
+    service_from,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -113,7 +119,6 @@ class _Progress:
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
 
     def __call__(self, message: str) -> None:
         if self.tty:
@@ -143,18 +148,8 @@ def add_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirmed(args: argparse.Namespace, what: str) -> bool:
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        print(f"error: deleting {what} is irreversible; pass --yes to confirm", file=sys.stderr)
-        return False
-    answer = input(f"Delete {what}? This cannot be undone. Type 'yes' to confirm: ")
-    return answer.strip().lower() == "yes"
-
-
 def delete_version(args: argparse.Namespace) -> int:
-    if not _confirmed(args, f"dataset version {args.name}@{args.version}"):
+    if not confirmed(args, f"dataset version {args.name}@{args.version}"):
         return 4
     released = service_from(args).datasets.delete_version(args.name, args.version)
     print(f"deleted {args.name}@{args.version}; released {human_bytes(released)}")
@@ -162,7 +157,7 @@ def delete_version(args: argparse.Namespace) -> int:
 
 
 def delete_dataset(args: argparse.Namespace) -> int:
-    if not _confirmed(args, f"dataset {args.name} and all its versions"):
+    if not confirmed(args, f"dataset {args.name} and all its versions"):
         return 4
     released = service_from(args).datasets.delete(args.name)
     print(f"deleted dataset {args.name}; released {human_bytes(released)}")
