@@ -34,7 +34,8 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "HyperAI", "python-modules": ["hyperai_provider.triggers.workspace"]}
         ],
-        "extra-links": ["hyperai_provider.links.JupyterLabLink"],
+        "extra-links": ["hyperai_provider.links.JupyterLabLink", "hyperai_provider.links.ExecutionLink"],
+        "plugins": [{"name": "hyperai", "plugin-class": "hyperai_provider.plugins.HyperAIPlugin"}],
         "connection-types": [
             {
                 "connection-type": "hyperai",

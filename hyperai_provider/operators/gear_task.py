@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from hyperai_provider.exceptions import ConfigurationError
+from hyperai_provider.links import ExecutionLink
 from hyperai_provider.models import AirflowContext, ExecutionMode, WorkdirSource
 from hyperai_provider.models.binding import parse_source
 from hyperai_provider.models.spec import ExecutionSpec, build_spec
@@ -50,6 +51,7 @@ class GearTaskOperator(BaseOperator):
     :param hyperai_conn_id: the ``hyperai`` connection (missing: local defaults).
     """
 
+    operator_extra_links: Sequence[BaseOperatorLink] = (ExecutionLink(),)
     template_fields: Sequence[str] = (
         "command",
         "image",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hyperai_provider.exceptions import ConfigurationError, ExecutionFailedError, ExecutionTerminatedError
-from hyperai_provider.links import JupyterLabLink
+from hyperai_provider.links import ExecutionLink, JupyterLabLink
 from hyperai_provider.models import ExecutionMode, ExecutionState
 from hyperai_provider.operators.gear_task import GearTaskOperator
 
@@ -36,7 +36,7 @@ class GearWorkspaceOperator(GearTaskOperator):
     """
 
     template_fields: Sequence[str] = tuple(f for f in GearTaskOperator.template_fields if f != "command")
-    operator_extra_links = (JupyterLabLink(),)
+    operator_extra_links = (JupyterLabLink(), ExecutionLink())
     mode = ExecutionMode.WORKSPACE
     ui_color = "#fde2c2"
 
