@@ -6,4 +6,6 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     $sudo_ apt-get update -q
     $sudo_ apt-get install -y --no-install-recommends chromium chromium-driver
 fi
-"${PYTHON:-${VENV:-/tmp/venv}/bin/python}" -m pip install -q "selenium>=4.20"
+# selenium is in the `test` extra; install it here too when a venv is already there.
+python="${PYTHON:-${HYPERAI_VENV:-.venv}/bin/python}"
+if [ -x "$python" ]; then "$python" -m pip install -q "selenium>=4.20"; fi
