@@ -33,9 +33,14 @@ class ExecutionLink(BaseOperatorLink):
         from hyperai_provider.core.gears import GearService
         from hyperai_provider.plugins.app import URL_PREFIX
 
+        store = GearService().store
+        try:
+            records = store.list_executions()
+        finally:
+            store.dispose()
         mine = [
             record
-            for record in GearService().store.list_executions()
+            for record in records
             if record.airflow is not None
             and (record.airflow.dag_id, record.airflow.run_id, record.airflow.task_id, record.airflow.map_index)
             == (ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)

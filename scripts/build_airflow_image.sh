@@ -43,7 +43,7 @@ rootfs_image hyperai/redis:7 redis-server '["redis-server","--protected-mode","n
 if exists hyperai/airflow:3.3.2; then log "hyperai/airflow:3.3.2 exists"; exit 0; fi
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-cp docker/airflow/Dockerfile "$context/"
+cp deploy/airflow/Dockerfile "$context/"
 mkdir -p "$CACHE_DIR/airflow-wheels"
 log "pip wheel (host, cached in $CACHE_DIR/airflow-wheels)"
 "$PY" -m pip wheel -q --wheel-dir "$CACHE_DIR/airflow-wheels" \
