@@ -94,7 +94,8 @@ def test_token_contents_and_shutdown_save_the_working_directory(
         shown = run_cli("show", record.id, storage_root=root, env={"HYPERAI_USER": "alice"})
         assert workspace.url_with_token in shown.stdout and "workspace_url" in shown.stdout
         shown = run_cli("show", record.id, storage_root=root, env={"HYPERAI_USER": "bob"})
-        assert shown.returncode == 0 and workspace.token not in shown.stdout
+        # another user does not even learn that a private gear's running workspace exists
+        assert shown.returncode == 3 and workspace.token not in shown.stdout + shown.stderr
         shutdown_at = time.monotonic()
         assert call(base(workspace) + "/api/shutdown", "POST", workspace.token)[0] in (200, 204)
         end = wait_end(workspaces, workspace.record.id)
