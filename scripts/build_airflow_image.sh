@@ -48,6 +48,14 @@ mkdir -p "$CACHE_DIR/airflow-wheels"
 log "pip wheel (host, cached in $CACHE_DIR/airflow-wheels)"
 "$PY" -m pip wheel -q --wheel-dir "$CACHE_DIR/airflow-wheels" \
     "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker
+# The image's python is Debian's 3.11.2: resolve again for it (markers like python_full_version differ
+# from the host's), taking sdist-only packages from the wheels just built.
+"$PY" -m pip download -q --dest "$CACHE_DIR/airflow-wheels" --find-links "$CACHE_DIR/airflow-wheels" \
+    --only-binary=:all: --python-version 3.11.2 --implementation cp --abi cp311 --abi abi3 --abi none \
+    $(for minor in $(seq 5 36); do printf -- '--platform manylinux_2_%s_x86_64 ' "$minor"; done) \
+    --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64 \
+    --platform linux_x86_64 --platform any \
+    "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker
 rm -f "$CACHE_DIR"/airflow-wheels/hyperai_provider-*.whl
 "$PY" -m pip wheel -q --no-deps --wheel-dir "$CACHE_DIR/airflow-wheels" .
 cp -al "$CACHE_DIR/airflow-wheels" "$context/wheels" 2>/dev/null || cp -a "$CACHE_DIR/airflow-wheels" "$context/wheels"
