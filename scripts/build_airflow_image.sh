@@ -55,7 +55,8 @@ log "pip wheel (host, cached in $CACHE_DIR/airflow-wheels)"
     $(for minor in $(seq 5 36); do printf -- '--platform manylinux_2_%s_x86_64 ' "$minor"; done) \
     --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64 \
     --platform linux_x86_64 --platform any \
-    "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker
+    "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker \
+    "async-timeout>=4.0.3"  # pip does not apply --python-version to python_full_version markers (redis)
 rm -f "$CACHE_DIR"/airflow-wheels/hyperai_provider-*.whl
 "$PY" -m pip wheel -q --no-deps --wheel-dir "$CACHE_DIR/airflow-wheels" .
 cp -al "$CACHE_DIR/airflow-wheels" "$context/wheels" 2>/dev/null || cp -a "$CACHE_DIR/airflow-wheels" "$context/wheels"
