@@ -41,13 +41,15 @@ rootfs_image hyperai/postgres:15 postgresql-15 '["/bin/sh","-c","echo use the co
 rootfs_image hyperai/redis:7 redis-server '["redis-server","--protected-mode","no"]'
 
 if exists hyperai/airflow:3.3.2; then log "hyperai/airflow:3.3.2 exists"; exit 0; fi
+# celery 5.7 dropped celery.backends.database.retry, which apache-airflow-providers-celery 3.26 imports.
+CELERY_PIN="celery>=5.5,<5.7"
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp deploy/airflow/Dockerfile "$context/"
 mkdir -p "$CACHE_DIR/airflow-wheels"
 log "pip wheel (host, cached in $CACHE_DIR/airflow-wheels)"
 "$PY" -m pip wheel -q --wheel-dir "$CACHE_DIR/airflow-wheels" \
-    "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker
+    "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker "$CELERY_PIN"
 # The image's python is Debian's 3.11.2: resolve again for it (markers like python_full_version differ
 # from the host's), taking sdist-only packages from the wheels just built.
 "$PY" -m pip download -q --dest "$CACHE_DIR/airflow-wheels" --find-links "$CACHE_DIR/airflow-wheels" \
@@ -55,7 +57,7 @@ log "pip wheel (host, cached in $CACHE_DIR/airflow-wheels)"
     $(for minor in $(seq 5 36); do printf -- '--platform manylinux_2_%s_x86_64 ' "$minor"; done) \
     --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64 \
     --platform linux_x86_64 --platform any \
-    "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker \
+    "apache-airflow[celery,postgres]==3.3.2" apache-airflow-providers-docker "$CELERY_PIN" \
     "async-timeout>=4.0.3"  # pip does not apply --python-version to python_full_version markers (redis)
 rm -f "$CACHE_DIR"/airflow-wheels/hyperai_provider-*.whl
 "$PY" -m pip wheel -q --no-deps --wheel-dir "$CACHE_DIR/airflow-wheels" .
