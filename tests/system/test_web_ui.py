@@ -61,6 +61,8 @@ def web(
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:admin,bob:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # One secret for the in-process app and the api-server, whatever order the tests run in.
+        "AIRFLOW__API_AUTH__JWT_SECRET": "hyperai-web-ui-test-secret-" + "0" * 64,
     }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
