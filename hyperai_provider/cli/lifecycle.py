@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -142,11 +141,8 @@ def download_workdir(args: argparse.Namespace) -> int:
     archive = destination.name.endswith((".tar.gz", ".tgz"))
     temporary = destination.with_name(f".{destination.name}.partial")
     if archive:
-        with tarfile.open(temporary, "w:gz") as tar:
-            for entry in view.walk():
-                tar.add(entry.path, arcname=entry.relative, recursive=False)
-                if entry.kind == "file":
-                    progress.advance(entry.path.stat().st_size)
+        with temporary.open("wb") as handle:
+            view.write_archive(handle, progress.advance)
     else:
         from hyperai_provider.core.sync import copy_layers
 

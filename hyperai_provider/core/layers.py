@@ -20,10 +20,10 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hyperai_provider.core.storage import StorageRoot, Usage, atomic_write_json
 from hyperai_provider.exceptions import ConfigurationError, EngineError
@@ -203,6 +203,17 @@ class MergedView:
                 files += 1
                 total += entry.path.stat().st_size
         return Usage(bytes=total, files=files)
+
+    def write_archive(self, fileobj: BinaryIO, on_file: Callable[[int], None] | None = None) -> None:
+        """Write the merged view as a .tar.gz to ``fileobj`` (symlinks archived as links, never followed);
+        ``on_file`` gets each file's size as it is added (for progress)."""
+        import tarfile
+
+        with tarfile.open(fileobj=fileobj, mode="w:gz") as tar:
+            for entry in self.walk():
+                tar.add(entry.path, arcname=entry.relative, recursive=False)
+                if on_file is not None and entry.kind == "file":
+                    on_file(entry.path.stat(follow_symlinks=False).st_size)
 
     def link_into(self, destination: Path) -> Usage:
         """Recreate the merged view at ``destination`` with hard links (layers are immutable: safe)."""

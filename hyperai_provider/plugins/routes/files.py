@@ -4,7 +4,6 @@ execution's working directory (the merged view refuses '..' and never follows sy
 from __future__ import annotations
 
 import os
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -130,9 +129,8 @@ def archive(gear: str, number: int, who: CallerDep) -> Response:
     record, view = _view(who, gear, number)
     who.service.storage.ensure()
     fd, name = tempfile.mkstemp(prefix="web-archive-", suffix=".tar.gz", dir=who.service.storage.tmp)
-    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for entry in view.walk():
-            tar.add(entry.path, arcname=entry.relative, recursive=False)
+    with os.fdopen(fd, "wb") as raw:
+        view.write_archive(raw)
     return FileResponse(
         name,
         media_type="application/gzip",
