@@ -284,7 +284,7 @@ def test_workspace_operator_shares_the_task_operators_options() -> None:
     operator = GearWorkspaceOperator(task_id="ws", code="gear/3:notebooks", compute_type="cpu")
     assert operator.image == "jupyter" and "command" not in operator.template_fields
     assert "code" in operator.template_fields
-    assert [link.name for link in operator.operator_extra_links] == ["Open JupyterLab"]
+    assert {link.name for link in operator.operator_extra_links} == {"Open JupyterLab", "HyperAI execution"}
     assert operator._code_fields() == {"code_from": "gear/3:notebooks"}
     operator.code = {"kind": "workdir", "execution_id": "dev/2", "gear": "dev", "state": "succeeded"}
     assert operator._code_fields() == {"code_from": "dev/2"}
