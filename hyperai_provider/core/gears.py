@@ -457,26 +457,34 @@ class GearService:
             exit_code = self.runner.exit_code(record.container_name)
         except HyperAIError:
             exit_code = None
-        current = self.store.get_execution(record.id)
+        reason = self.store.get_execution(record.id).extra.get(STOP_REQUESTED) or reason
+        # exited on SIGTERM within the grace: its files were flushed; killed (137) or unknown: maybe not
+        self.save_and_terminate(record.id, reason, exit_code, complete=exit_code is not None and exit_code != 137)
+
+    def save_and_terminate(
+        self, id_: str, reason: str, exit_code: int | None, complete: bool
+    ) -> ExecutionRecord:
+        """Save what a stopped execution wrote and record it terminated; ``complete`` says whether the
+        program had the chance to finish its writes. A record that is already closed stays as it is."""
+        current = self.store.get_execution(id_)
         if current.closed:
-            return
-        reason = current.extra.get(STOP_REQUESTED) or reason
+            return current
         stored = None
         if current.state in (ExecutionState.RUNNING, ExecutionState.SAVING):
             if current.state is ExecutionState.RUNNING:
-                self.store.transition(record.id, ExecutionState.SAVING, reason)
+                self.store.transition(id_, ExecutionState.SAVING, reason)
             stored = self.save(current)
         closed = self.store.transition(
-            record.id,
+            id_,
             ExecutionState.TERMINATED,
             reason,
             failure_reason=f"terminated: {reason}",
             exit_code=exit_code,
             bytes_stored=stored,
-            # exited on SIGTERM within the grace: its files were flushed; killed (137) or unknown: maybe not
-            saved_completely=stored is not None and exit_code is not None and exit_code != 137,
+            saved_completely=complete and stored is not None,
         )
         self.closed(closed)
+        return closed
 
     def prepare(self, record: ExecutionRecord, plan: ExecutionPlan, on_line: LineSink = print) -> None:
         """Create the working directory, copy code, write parameters (state 'preparing')."""

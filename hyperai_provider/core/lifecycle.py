@@ -18,7 +18,7 @@ from hyperai_provider.core import layers
 from hyperai_provider.core.runner import LABEL_EXECUTION
 from hyperai_provider.core.storage import atomic_write_json, tree_usage
 from hyperai_provider.exceptions import ConflictError, NotFoundError
-from hyperai_provider.models import ExecutionRecord, ExecutionState
+from hyperai_provider.models import ExecutionRecord
 
 if TYPE_CHECKING:
     from hyperai_provider.core.gears import GearService
@@ -205,16 +205,7 @@ class Lifecycle:
     def _close_orphan(self, record: ExecutionRecord) -> None:
         service = self.service
         reason = "its worker died; the container was stopped by the janitor"
-        if record.state is ExecutionState.RUNNING:
-            record = service.store.transition(record.id, ExecutionState.SAVING, reason)
-        stored = service.save(record) if service.storage.layer_dir(record.gear, record.number).exists() else 0
-        closed = service.store.transition(
-            record.id,
-            ExecutionState.TERMINATED,
-            reason,
-            failure_reason=f"terminated: {reason}",
-            saved_completely=False,
-            bytes_stored=stored,
+        service.save_and_terminate(
+            record.id, reason, service.runner.exit_code(record.container_name), complete=False
         )
-        service.closed(closed)
         log.warning("Collected orphan %s: %s", record.id, reason)
