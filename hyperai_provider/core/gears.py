@@ -6,6 +6,7 @@ code, parameters) -> run (container) -> save (accounting, completion marker) -> 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shlex
 from collections.abc import Callable
@@ -94,7 +95,7 @@ class ExecutionPlan:
 
 
 def container_name(record: ExecutionRecord) -> str:
-    return f"hyperai-{record.gear}-{record.number}"
+    return record.container_name or f"hyperai-{record.gear}-{record.number}"
 
 
 def build_command(command: str | list[str] | None, parameters: dict[str, Any]) -> list[str]:
@@ -387,7 +388,7 @@ class GearService:
                 parent=plan.parent.id if plan.parent else None,
                 lower_layers=list(plan.lower_layers),
                 airflow=spec.airflow,
-                container_name=f"hyperai-{spec.gear}-{number}",
+                container_name=self.container_name_for(spec.gear, number),
             )
 
         return self.store.create_execution(spec.gear, owner, build)
@@ -591,6 +592,12 @@ class GearService:
             labels=self.labels(record),
             compute=record.compute,
         )
+
+    def container_name_for(self, gear: str, number: int) -> str:
+        """Container (and overlay volume) name: the execution id plus a short digest of the storage root,
+        so two storage roots running the same gear on one engine never take each other's names."""
+        digest = hashlib.sha256(str(self.settings.storage_root).encode()).hexdigest()[:6]
+        return f"hyperai-{gear}-{number}-{digest}"
 
     def labels(self, record: ExecutionRecord) -> dict[str, str]:
         labels = {
