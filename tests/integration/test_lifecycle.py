@@ -17,13 +17,13 @@ from hyperai_provider.exceptions import ConflictError, ExecutionFailedError
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import build_spec
 from tests.conftest import run_cli
+from tests.integration.test_task_execution import managed_names
 
 pytestmark = pytest.mark.docker
 
 
 def _containers(client, storage_root: Path) -> list[str]:  # type: ignore[no-untyped-def]
-    labels = ["io.hyperai.managed=true", f"io.hyperai.storage-root={storage_root}"]
-    return [c.name for c in client.containers.list(all=True, filters={"label": labels})]
+    return sorted(managed_names(client, storage_root))
 
 
 def _wait_running(storage_root: Path, execution_id: str, timeout: float = 60) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hyperai_provider.core.gears import GearService
+from hyperai_provider.core.runner import DockerRunner
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.exceptions import (
     ConfigurationError,
@@ -29,10 +30,8 @@ def task(**fields) -> ExecutionSpec:  # type: ignore[no-untyped-def]
 
 def managed_names(client, storage_root: Path | None = None) -> set[str]:  # type: ignore[no-untyped-def]
     """Names of the containers this provider made (of one storage root: other tests share the engine)."""
-    labels = ["io.hyperai.managed=true"]
-    if storage_root is not None:
-        labels.append(f"io.hyperai.storage-root={storage_root}")
-    return {c.name for c in client.containers.list(all=True, filters={"label": labels})}
+    del client  # the runner's own query is the one the janitor uses
+    return {c.name for c in DockerRunner().managed_containers(str(storage_root) if storage_root else None)}
 
 
 def test_code_runs_in_home_and_the_working_directory_is_saved(
