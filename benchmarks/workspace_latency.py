@@ -71,7 +71,7 @@ def workspace_round(number: int, poll_interval: float) -> tuple[float, float]:
     from hyperai_provider.triggers.workspace import WorkspaceTrigger
 
     root = Path(tempfile.mkdtemp(prefix="hyperai-bench-ws-"))
-    workspaces = Workspaces(GearService(HyperAISettings(storage_root=root)))
+    workspaces = GearService(HyperAISettings(storage_root=root)).workspaces
     options = WorkspaceOptions(idle_timeout=None)
     began = time.monotonic()
     spec = ExecutionSpec(gear=f"bench-ws-{number}", image="jupyter", mode="workspace")  # type: ignore[arg-type]

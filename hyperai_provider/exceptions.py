@@ -32,6 +32,21 @@ class QuotaExceededError(ConflictError):
     """A storage or disk quota would be (or was) exceeded."""
 
 
+class StorageError(HyperAIError):
+    """The storage root could not be written (full disk, no permission): nothing half-written is kept."""
+
+    @classmethod
+    def from_os_error(cls, error: OSError, doing: str) -> StorageError:
+        import errno
+
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cls(
+                f"The storage root is full: {doing} failed ({error.strerror}); nothing partial was kept.",
+                "Free space (`hyperai storage`, `hyperai delete`, `hyperai dataset version delete`) and retry.",
+            )
+        return cls(f"{doing} failed: {error.strerror or error}.", "Check the storage root's disk and permissions.")
+
+
 class EngineError(HyperAIError):
     """The Docker engine is missing, unreachable, or lacks a capability (GPU runtime, CPUs, memory)."""
 

@@ -24,29 +24,16 @@ class JupyterLabLink(BaseOperatorLink):
 
 
 class ExecutionLink(BaseOperatorLink):
-    """The "HyperAI execution" link: the execution page (working directory, README, Continue) of the
-    execution this task instance ran, found in the store by its Airflow context."""
+    """The "HyperAI execution" link: the page (working directory, README, Continue) of the execution this
+    task instance ran; its id is the XCom the task pushed when the execution was created (no store scan)."""
 
     name = "HyperAI execution"
+    xcom_key = "hyperai_execution_id"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from hyperai_provider.core.gears import GearService
+        from airflow.sdk.execution_time.xcom import XCom
+
         from hyperai_provider.plugins.app import URL_PREFIX
 
-        store = GearService().store
-        try:
-            records = store.list_executions()
-        finally:
-            store.dispose()
-        mine = [
-            record
-            for record in records
-            if record.airflow is not None
-            and (record.airflow.dag_id, record.airflow.run_id, record.airflow.task_id, record.airflow.map_index)
-            == (ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
-            and record.airflow.try_number <= ti_key.try_number
-        ]
-        if not mine:
-            return ""
-        latest = max(mine, key=lambda record: (record.airflow.try_number, record.number))  # type: ignore[union-attr]
-        return f"{URL_PREFIX}/executions/{latest.id}"
+        execution_id = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        return f"{URL_PREFIX}/executions/{execution_id}" if execution_id else ""

@@ -12,12 +12,16 @@ from hyperai_provider.core.gears import GearService
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.exceptions import ConflictError, EngineError, HyperAIError, NotFoundError
 from hyperai_provider.models import ExecutionRecord
+from hyperai_provider.units import human_bytes, human_duration
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_ENGINE = 5
 EXIT_FAILED = 1
+
+
+__all__ = ["human_bytes", "human_duration"]
 
 
 def service_from(args: argparse.Namespace) -> GearService:
@@ -69,27 +73,6 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     )
     for row in cells:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
-
-
-def human_bytes(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def execution_row(record: ExecutionRecord) -> list[Any]:

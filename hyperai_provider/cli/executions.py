@@ -14,8 +14,7 @@ from hyperai_provider.cli.common import (
     print_table,
     service_from,
 )
-from hyperai_provider.core.gears import GearService
-from hyperai_provider.models import ExecutionMode, ExecutionRecord
+from hyperai_provider.models import ExecutionMode
 
 
 def register(subparsers: Any) -> None:
@@ -94,10 +93,13 @@ def show_execution(args: argparse.Namespace) -> int:
         fields.append(
             (binding.slot, f"{binding.source.model_dump(exclude_defaults=True)} -> {binding.host_path}")
         )
-    for key, value in record.extra.items():
-        fields.append((key, value))
-    if record.owner == service.settings.user and (url := open_url(service, record)):
-        fields.append(("open", url))
+    for name in ("stop_requested", "synchronized", "ended_because"):
+        if getattr(record, name):
+            fields.append((name.replace("_", " "), getattr(record, name)))
+    if record.mode is ExecutionMode.WORKSPACE and not record.closed:
+        from hyperai_provider.core.workspace import workspace_path
+
+        fields.append(("open", f"{workspace_path(record)}lab in the Airflow web UI (owner only)"))
     if record.airflow:
         fields.append(
             ("airflow", f"{record.airflow.dag_id}.{record.airflow.task_id} {record.airflow.run_id}")
@@ -114,7 +116,7 @@ def show_execution(args: argparse.Namespace) -> int:
 
 
 def list_compute_types(args: argparse.Namespace) -> int:
-    catalog = service_from(args).catalogs.compute_types
+    catalog = service_from(args).backend.catalogs.compute_types
     if args.json:
         print_json([entry.model_dump(mode="json") for entry in catalog.values()])
         return 0
@@ -134,7 +136,7 @@ def list_compute_types(args: argparse.Namespace) -> int:
 
 
 def list_images(args: argparse.Namespace) -> int:
-    catalog = service_from(args).catalogs.images
+    catalog = service_from(args).backend.catalogs.images
     if args.json:
         print_json([entry.model_dump(mode="json") for entry in catalog.values()])
         return 0
@@ -143,10 +145,3 @@ def list_images(args: argparse.Namespace) -> int:
         [[i.name, i.reference, i.jupyter, i.description] for i in catalog.values()],
     )
     return 0
-
-
-def open_url(service: GearService, record: ExecutionRecord) -> str | None:
-    """A running workspace's URL with its token (shown to its owner only)."""
-    from hyperai_provider.core.workspace import Workspaces
-
-    return Workspaces(service).url_with_token(record) if record.mode is ExecutionMode.WORKSPACE else None

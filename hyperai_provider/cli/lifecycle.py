@@ -146,7 +146,7 @@ def download_workdir(args: argparse.Namespace) -> int:
     else:
         from hyperai_provider.core.sync import copy_layers
 
-        copy_layers(service.workdir_layers(record), temporary, lambda _: None)
+        copy_layers(service.workdirs.layers(record), temporary, lambda _: None)
         progress.advance(progress.total)
     temporary.rename(destination)  # complete or not there at all
     progress.finish()

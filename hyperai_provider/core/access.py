@@ -1,7 +1,10 @@
-"""Visibility: the one query layer the CLI and the web UI read gears and executions through.
+"""Visibility and ownership: the one layer every way of reaching data goes through.
 
-Owners see everything of their gears. Others see only the closed executions of public gears, and
-nothing at all of private ones: a private gear answers "does not exist", not "forbidden".
+Owners see everything of their gears and datasets. Others see only the closed executions of public
+gears and the versions of public datasets, and nothing at all of private ones: a private gear or
+dataset answers "does not exist", not "forbidden". Only owners change, run in, add to or delete.
+Running into, continuing from, taking code from, binding and publishing all ask this layer, with the
+caller's identity.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from hyperai_provider.core.store import GearStore
 from hyperai_provider.exceptions import ConflictError, NotFoundError
 from hyperai_provider.models import (
+    Dataset,
     ExecutionRecord,
     Gear,
     NotificationSettings,
@@ -80,3 +84,43 @@ class Access:
     def set_notifications(self, name: str, settings: NotificationSettings) -> Gear:
         self.owned_gear(name)
         return self.store.update_gear(name, lambda gear: gear.model_copy(update={"notifications": settings}))
+
+    def require_runnable(self, name: str) -> None:
+        """Executions run only in one's own gear (a new name becomes the caller's gear)."""
+        try:
+            gear = self.gear(name)
+        except NotFoundError:
+            return  # new, or another user's private gear: creating an execution there fails below
+        if not self.owns(gear):
+            raise ConflictError(
+                f"Gear {name!r} belongs to {gear.owner!r}; executions run only in their owner's gear.",
+                "Use a gear name of your own (gear=...).",
+            )
+
+    # -- datasets --------------------------------------------------------------------------------------
+
+    def can_see_dataset(self, dataset: Dataset) -> bool:
+        return dataset.owner == self.user or dataset.visibility is Visibility.PUBLIC
+
+    def datasets(self) -> list[Dataset]:
+        return [dataset for dataset in self.store.list_datasets() if self.can_see_dataset(dataset)]
+
+    def dataset(self, name: str) -> Dataset:
+        dataset = self.store.get_dataset(name)
+        if not self.can_see_dataset(dataset):
+            raise NotFoundError(f"Dataset {name!r} does not exist.", "List datasets with `hyperai datasets`.")
+        return dataset
+
+    def owned_dataset(self, name: str) -> Dataset:
+        """The dataset, if ``user`` owns it (to add or delete versions, delete it, change its visibility)."""
+        dataset = self.dataset(name)
+        if dataset.owner != self.user:
+            raise ConflictError(
+                f"Dataset {name!r} belongs to {dataset.owner!r}; only its owner can change or delete it.",
+                "Ask its owner, or create a dataset of your own.",
+            )
+        return dataset
+
+    def set_dataset_visibility(self, name: str, visibility: Visibility) -> Dataset:
+        self.owned_dataset(name)
+        return self.store.update_dataset(name, lambda dataset: dataset.model_copy(update={"visibility": visibility}))

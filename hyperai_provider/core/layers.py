@@ -16,21 +16,17 @@ Layer references in records are paths relative to the storage root, top first.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from hyperai_provider.core.storage import StorageRoot, Usage, atomic_write_json
-from hyperai_provider.exceptions import ConfigurationError, EngineError
+from hyperai_provider.core.storage import StorageRoot, Usage
+from hyperai_provider.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    import docker
-
     from hyperai_provider.core.store import GearStore
     from hyperai_provider.models import ExecutionRecord
 
@@ -43,8 +39,6 @@ DEFAULT_MAX_DEPTH = 40
 costs lookups, ~7 % warm per 100 layers)."""
 FLAT_DIR = "merged"
 WORK_DIR = "overlay-work"
-PROBE_TTL_SECONDS = 24 * 3600
-VOLUME_LABEL = "io.hyperai.execution"
 
 
 @dataclass(frozen=True)
@@ -336,38 +330,6 @@ def overlay_options(
     return {"type": "overlay", "device": "overlay", "o": option}
 
 
-def create_volume(
-    client: docker.DockerClient, name: str, options: dict[str, str], labels: dict[str, str]
-) -> str:
-    """(Re)create a named ``local`` volume with ``options``; a leftover of the same name is replaced."""
-    import docker
-
-    remove_volume(client, name)
-    try:
-        client.volumes.create(name=name, driver="local", driver_opts=options, labels=labels)
-    except docker.errors.APIError as error:
-        raise EngineError(f"Docker could not create volume {name}: {error.explanation}") from error
-    return name
-
-
-def remove_volume(client: docker.DockerClient, name: str) -> None:
-    import docker
-
-    try:
-        client.api.remove_volume(name, force=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as error:
-        if error.status_code != 404:
-            raise
-
-
-def remove_execution_volumes(client: docker.DockerClient, execution: str) -> None:
-    """Remove every volume made for one execution (its home, read-only inputs)."""
-    for volume in client.volumes.list(filters={"label": f"{VOLUME_LABEL}={execution}"}):
-        remove_volume(client, volume.name)
-
-
 def remove_work_dir(path: Path) -> None:
     """The overlay work dir holds a root-owned, mode-000 ``work/`` the kernel left behind."""
     for inner in (path / "work", path / "index"):
@@ -378,49 +340,3 @@ def remove_work_dir(path: Path) -> None:
             os.rmdir(inner)
     with contextlib.suppress(FileNotFoundError):
         os.rmdir(path)
-
-
-def probe_overlay(
-    client: docker.DockerClient, storage: StorageRoot, image: str, cache: Path | None = None
-) -> str | None:
-    """Whether the engine can mount an overlay of storage-root paths: None if it can, else why not.
-    Runs ``true`` in ``image`` once; a success is cached for a day per engine and storage root."""
-    import docker
-
-    key = f"{client.api.base_url} {storage.root}"
-    if cache is not None:
-        try:
-            cached = json.loads(cache.read_text())
-            if cached.get("key") == key and time.time() - float(cached.get("at", 0)) < PROBE_TTL_SECONDS:
-                return None
-        except (OSError, ValueError):
-            pass
-    probe = storage.temporary_dir("overlay-probe-")
-    for name in ("lower", "upper", "work"):
-        (probe / name).mkdir()
-    (probe / "lower" / "probe").write_text("lower\n")
-    volume = f"hyperai-overlay-probe-{os.getpid()}-{time.monotonic_ns()}"
-    reason: str | None = None
-    try:
-        create_volume(client, volume, overlay_options([probe / "lower"], probe / "upper", probe / "work"), {})
-        client.containers.run(
-            image,
-            ["/bin/sh", "-c", "cat /probe/probe > /probe/written"],
-            mounts=[docker.types.Mount(target="/probe", source=volume, type="volume")],
-            remove=True,
-        )
-        if not (probe / "upper" / "written").is_file() or (probe / "lower" / "written").exists():
-            reason = "writes did not land in the upper layer"
-    except (docker.errors.DockerException, EngineError) as error:
-        reason = str(getattr(error, "explanation", None) or error)
-    finally:
-        remove_volume(client, volume)
-        remove_work_dir(probe / "work")
-        storage.remove_tree(probe)
-    if reason is None and cache is not None:
-        atomic_write_json(cache, {"key": key, "at": time.time()})
-    return reason
-
-
-def volume_labels(base: dict[str, Any], execution: str) -> dict[str, str]:
-    return {**{k: str(v) for k, v in base.items()}, VOLUME_LABEL: execution}

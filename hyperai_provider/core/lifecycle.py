@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from hyperai_provider.core import layers
+from hyperai_provider.core.access import Access
+from hyperai_provider.core.backend import Backend, runner_alive
+from hyperai_provider.core.closer import Closer, Outcome
 from hyperai_provider.core.runner import LABEL_EXECUTION
-from hyperai_provider.core.storage import atomic_write_json, tree_usage
+from hyperai_provider.core.store import revise
+from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import ConflictError, NotFoundError
-from hyperai_provider.models import ExecutionRecord
-
-if TYPE_CHECKING:
-    from hyperai_provider.core.gears import GearService
+from hyperai_provider.models import ExecutionRecord, ExecutionState, WorkdirSource, split_execution_id
 
 log = logging.getLogger(__name__)
 
-RUNNER_HOST = "runner_host"
-RUNNER_PID = "runner_pid"
+ORPHAN_REASON = "its worker died; the janitor stopped it"
 
 
 @dataclass
@@ -36,30 +33,28 @@ class Deletion:
     bytes_released: int = 0
 
 
-def runner_identity() -> dict[str, object]:
-    """Who runs an execution: kept in the record so a janitor can tell a live runner from a dead one."""
-    return {RUNNER_HOST: socket.gethostname(), RUNNER_PID: os.getpid()}
-
-
-def runner_alive(record: ExecutionRecord) -> bool | None:
-    """True/False when the runner was on this host; None when it is unknown or elsewhere."""
-    host, pid = record.extra.get(RUNNER_HOST), record.extra.get(RUNNER_PID)
-    if host != socket.gethostname() or not isinstance(pid, int):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def users_of(open_records: list[ExecutionRecord], ids: set[str]) -> list[str]:
+    """Open executions that read one of ``ids``: as an input, as the parent they continue, or as their code."""
+    found = []
+    for record in open_records:
+        sources = {b.source.execution_id for b in record.inputs if isinstance(b.source, WorkdirSource)}
+        if record.parent:
+            sources.add(record.parent)
+        if record.code_source:
+            sources.add(record.code_source.partition(":")[0])
+        if sources & ids and record.id not in ids:
+            found.append(record.id)
+    return found
 
 
 class Lifecycle:
-    """Deletion and garbage collection over one gear service."""
+    """Deletion and garbage collection, as one user (only owners delete)."""
 
-    def __init__(self, service: GearService) -> None:
-        self.service = service
+    def __init__(self, backend: Backend, workdirs: Workdirs, closer: Closer, user: str) -> None:
+        self.backend = backend
+        self.workdirs = workdirs
+        self.closer = closer
+        self.access = Access(backend.store, user)
 
     # -- deletion ----------------------------------------------------------------------------------------
 
@@ -68,14 +63,14 @@ class Lifecycle:
     ) -> list[ExecutionRecord]:
         """The executions a deletion would remove (the target, plus dependents with ``cascade``);
         raise with the reason and the way out when it is refused."""
-        store = self.service.store
-        record = store.get_execution(execution_id)
+        record = self.access.execution(execution_id)
+        self.access.owned_gear(record.gear)
         if not record.closed:
             raise ConflictError(
                 f"Execution {record.id} is {record.state.value}; a running execution cannot be deleted.",
                 f"Stop it first (`hyperai stop {record.id}`), then delete it.",
             )
-        dependents = layers.dependents(store, self.service.storage, record)
+        dependents = self.workdirs.dependents(record)
         if dependents and not (cascade or flatten):
             names = ", ".join(child.id for child in dependents)
             raise ConflictError(
@@ -88,14 +83,33 @@ class Lifecycle:
                 f"Continuation(s) {', '.join(running)} of {record.id} are still running.",
                 "Wait for them to end or stop them, then delete.",
             )
-        return [record, *dependents] if cascade else [record]
+        targets = [record, *dependents] if cascade else [record]
+        self._refuse_if_read([t.id for t in targets])
+        return targets
+
+    def _refuse_if_read(self, ids: list[str]) -> None:
+        """Deletion never takes data from under an open execution (input, parent or code source)."""
+        open_records = [r for r in self.backend.store.list_executions() if not r.closed]
+        readers = users_of(open_records, set(ids))
+        if readers:
+            raise ConflictError(
+                f"{', '.join(sorted(ids))} cannot be deleted: open execution(s) {', '.join(readers)} read it.",
+                "Wait for them to end (or stop them), then delete.",
+            )
 
     def delete_execution(self, execution_id: str, cascade: bool = False, flatten: bool = False) -> Deletion:
-        """Delete an execution (and with ``cascade`` its continuations) and release its storage."""
+        """Delete an execution (and with ``cascade`` its continuations) and release its storage; an
+        unreadable record can be deleted too (by its gear's owner)."""
+        if self._unreadable(execution_id):
+            gear, number = split_execution_id(execution_id)
+            self.access.owned_gear(gear)
+            released = self.backend.storage.discard(self.backend.storage.execution_dir(gear, number))
+            self.backend.store.delete_execution_row(execution_id)
+            return Deletion(deleted=[execution_id], bytes_released=released)
         targets = self.plan_delete(execution_id, cascade, flatten)
         result = Deletion()
         if flatten and not cascade:
-            for child in layers.dependents(self.service.store, self.service.storage, targets[0]):
+            for child in self.workdirs.dependents(targets[0]):
                 self.make_self_contained(child)
                 result.flattened.append(child.id)
         for record in reversed(targets):  # children first: never remove a layer something stands on
@@ -103,10 +117,19 @@ class Lifecycle:
             result.deleted.append(record.id)
         return result
 
+    def _unreadable(self, execution_id: str) -> bool:
+        try:
+            self.backend.store.get_execution(execution_id)
+        except ConflictError:
+            return True
+        except NotFoundError:
+            return False
+        return False
+
     def delete_gear(self, gear: str, cascade: bool = False, flatten: bool = False) -> Deletion:
         """Delete a gear with all its executions; refused while any of them runs."""
-        store = self.service.store
-        store.get_gear(gear)
+        store = self.backend.store
+        self.access.owned_gear(gear)
         records = store.list_executions(gear)
         running = [record.id for record in records if not record.closed]
         if running:
@@ -117,7 +140,7 @@ class Lifecycle:
         outside = [
             child
             for record in records
-            for child in layers.dependents(store, self.service.storage, record)
+            for child in self.workdirs.dependents(record)
             if child.gear != gear
         ]
         if outside and not (cascade or flatten):
@@ -126,6 +149,7 @@ class Lifecycle:
                 f"{', '.join(sorted({child.id for child in outside}))}.",
                 "Pass --flatten to make them self-contained first, or --cascade to delete them too.",
             )
+        self._refuse_if_read([record.id for record in records])
         result = Deletion()
         for child in outside:
             if flatten and not cascade:
@@ -138,14 +162,14 @@ class Lifecycle:
             result.bytes_released += self._remove(record)
             result.deleted.append(record.id)
         store.delete_gear_row(gear)
-        result.bytes_released += self.service.storage.remove_tree(self.service.storage.gear_dir(gear))
+        result.bytes_released += self.backend.storage.discard(self.backend.storage.gear_dir(gear))
         return result
 
     def make_self_contained(self, record: ExecutionRecord) -> None:
         """Rewrite a continuation's own layer as its full merged view (hard links), so it no longer stands
         on any other execution's layer. Its stored bytes become its whole working directory."""
-        storage = self.service.storage
-        chain = layers.workdir_layers(storage, record)
+        storage = self.backend.storage
+        chain = self.workdirs.layers(record)
         if len(chain) == 1:
             return
         temporary = storage.temporary_dir(f"self-contained-{record.gear}-{record.number}-")
@@ -154,58 +178,38 @@ class Lifecycle:
         retired = temporary / "old-home"
         os.rename(own, retired)
         os.rename(temporary / "home", own)
-        usage = tree_usage(own)
-        atomic_write_json(
-            storage.saved_marker(record.gear, record.number),
-            {"execution": record.id, "bytes": usage.bytes, "files": usage.files},
-        )
-        self.service.store.update_execution(
-            record.id,
-            lambda current: current.model_copy(update={"lower_layers": [], "bytes_stored": usage.bytes}),
+        usage = self.workdirs.seal(record)
+        self.backend.store.update_execution(
+            record.id, lambda current: revise(current, lower_layers=[], bytes_stored=usage.bytes)
         )
         storage.remove_tree(temporary)
 
     def _remove(self, record: ExecutionRecord) -> int:
-        storage = self.service.storage
-        folder = storage.execution_dir(record.gear, record.number)
-        graveyard = storage.tmp / f"deleted-{record.gear}-{record.number}-{time.time_ns()}"
-        released = 0
-        if folder.exists():
-            storage.tmp.mkdir(parents=True, exist_ok=True)
-            os.rename(folder, graveyard)  # out of sight at once, then removed
-            released = storage.remove_tree(graveyard)
-        self.service.store.delete_execution_row(record.id)
+        storage = self.backend.storage
+        released = storage.discard(storage.execution_dir(record.gear, record.number))
+        self.backend.store.delete_execution_row(record.id)
         return released
 
     # -- orphans -----------------------------------------------------------------------------------------
 
     def collect_orphans(self) -> list[str]:
-        """Stop containers whose runner died (SIGKILLed worker), keep their working directories, and mark
-        their records terminated (not completely saved). Returns the execution ids handled."""
-        service = self.service
+        """Close every open execution whose runner died (a SIGKILLed worker), in any state: its container
+        is stopped, its working directory kept, its record terminated (not completely saved). Leftover
+        containers of closed or deleted executions are removed. Returns the execution ids closed."""
+        backend = self.backend
         handled = []
-        for container in service.runner.managed_containers(str(service.settings.storage_root)):
+        for record in backend.store.list_executions():
+            if not record.closed and runner_alive(record.runner) is False:
+                self.closer.close(record.id, Outcome(ExecutionState.TERMINATED, ORPHAN_REASON, saved_completely=False))
+                log.warning("Collected orphan %s: %s", record.id, ORPHAN_REASON)
+                handled.append(record.id)
+        for container in backend.runner.managed_containers(str(backend.settings.storage_root)):
             execution_id = (container.labels or {}).get(LABEL_EXECUTION, "")
             try:
-                record = service.store.get_execution(execution_id)
-            except NotFoundError:
-                service.runner.remove(container.name)
+                record = backend.store.get_execution(execution_id)
+            except (NotFoundError, ConflictError):
+                backend.runner.remove(container.name)
                 continue
             if record.closed:
-                service.release(record)
-                continue
-            if runner_alive(record) is not False:
-                continue  # its runner lives (or runs elsewhere): not ours to touch
-            service.runner.stop(container.name)
-            self._close_orphan(record)
-            service.release(record)
-            handled.append(record.id)
+                self.closer.release(record)
         return handled
-
-    def _close_orphan(self, record: ExecutionRecord) -> None:
-        service = self.service
-        reason = "its worker died; the container was stopped by the janitor"
-        service.save_and_terminate(
-            record.id, reason, service.runner.exit_code(record.container_name), complete=False
-        )
-        log.warning("Collected orphan %s: %s", record.id, reason)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from hyperai_provider.models import ExecutionRecord, ExecutionState, NotifyEvent
 
 if TYPE_CHECKING:
-    from hyperai_provider.core.gears import GearService
+    from hyperai_provider.core.backend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
-def message_for(service: GearService, record: ExecutionRecord, last_lines: list[str] | None) -> EmailMessage:
+def message_for(service: Backend, record: ExecutionRecord, last_lines: list[str] | None) -> EmailMessage:
     """The notification: id, state, duration, compute type, storage, and the last log lines on failure."""
     duration = record.duration_seconds
     lines = [
@@ -87,7 +87,7 @@ def message_for(service: GearService, record: ExecutionRecord, last_lines: list[
     return message
 
 
-def _log_tail(service: GearService, record: ExecutionRecord, count: int = 20) -> list[str]:
+def _log_tail(service: Backend, record: ExecutionRecord, count: int = 20) -> list[str]:
     path = service.storage.log_path(record.gear, record.number)
     try:
         return path.read_text(errors="replace").splitlines()[-count:]
@@ -96,7 +96,7 @@ def _log_tail(service: GearService, record: ExecutionRecord, count: int = 20) ->
 
 
 def notify_closed(
-    service: GearService,
+    service: Backend,
     record: ExecutionRecord,
     last_lines: list[str] | None = None,
     smtp: SmtpSettings | None = None,

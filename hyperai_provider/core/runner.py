@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hyperai_provider.core.storage import atomic_write_json
 from hyperai_provider.exceptions import ConfigurationError, EngineError, ImageNotFoundError
 from hyperai_provider.models import ComputeType
+from hyperai_provider.units import human_bytes
 
 if TYPE_CHECKING:
     import docker
@@ -191,7 +192,7 @@ class DockerRunner:
         if memory and int(compute.memory) > memory:
             raise ConfigurationError(
                 f"Compute type {compute.name!r} asks for {compute.memory.human_readable()} of memory; "
-                f"the Docker engine has {_human(memory)}.",
+                f"the Docker engine has {human_bytes(memory)}.",
                 "Pick a smaller compute type, or add one that fits to compute_types.yaml.",
             )
 
@@ -346,23 +347,88 @@ class DockerRunner:
             filters["label"].append(f"{LABEL_STORAGE_ROOT}={storage_root}")
         return list(self.client.containers.list(all=True, filters=filters))
 
-    def wait_until_gone(self, name: str, timeout: float = 10.0) -> bool:
+    def engine_failure(self, error: BaseException) -> EngineError | None:
+        """An :class:`EngineError` naming the engine when ``error`` means it went away (connection refused
+        or reset, socket gone, engine restarting); None for anything else."""
+        import docker
+        import requests
+
+        connection_errors = (requests.exceptions.ConnectionError, ConnectionError, docker.errors.DockerException)
+        if isinstance(error, EngineError):
+            return error
+        if not isinstance(error, connection_errors) or isinstance(error, docker.errors.ContainerError):
+            return None
+        if isinstance(error, docker.errors.APIError) and error.status_code not in (None, 500, 502, 503):
+            return None
+        return EngineError(
+            f"The Docker engine at {self.where} went away while the execution ran ({type(error).__name__}).",
+            "Check that dockerd is running (scripts/setup_docker.sh starts it), then run the task again; "
+            "the working directory was kept.",
+        )
+
+    # -- volumes (overlay working directories) -------------------------------------------------------------
+
+    def create_volume(self, name: str, options: dict[str, str], labels: dict[str, str]) -> str:
+        """(Re)create a named ``local`` volume with driver ``options``; a leftover of the same name is replaced."""
         import docker
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.client.containers.get(name)
-            except docker.errors.NotFound:
-                return True
-            time.sleep(0.05)
-        return False
+        self.remove_volume(name)
+        try:
+            self.client.volumes.create(name=name, driver="local", driver_opts=options, labels=labels)
+        except docker.errors.APIError as error:
+            raise EngineError(f"Docker could not create volume {name}: {error.explanation}") from error
+        return name
 
+    def remove_volume(self, name: str) -> None:
+        import docker
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+        try:
+            self.client.api.remove_volume(name, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if error.status_code != 404:
+                raise
+
+    def remove_execution_volumes(self, execution_id: str) -> None:
+        """Remove every volume made for one execution (its overlay home, read-only inputs)."""
+        for volume in self.client.volumes.list(filters={"label": f"{LABEL_EXECUTION}={execution_id}"}):
+            self.remove_volume(volume.name)
+
+    def run_probe(self, image: str, command: list[str], mounts: list[MountSpec] | None = None) -> bool:
+        """Run a throwaway container (no network, hardened like an execution's); True if it exited 0."""
+        import docker
+        from docker.types import Mount
+
+        try:
+            self.client.containers.run(
+                image,
+                command,
+                entrypoint=[],
+                remove=True,
+                network_mode="none",
+                mounts=[Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only) for m in mounts or []],
+            )
+        except docker.errors.ContainerError:
+            return False
+        except docker.errors.APIError as error:
+            raise EngineError(f"Docker could not run a probe in image {image!r}: {error.explanation}") from error
+        return True
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        """``docker inspect`` of a container; None when it does not exist."""
+        import docker
+
+        try:
+            return dict(self.client.api.inspect_container(name))
+        except docker.errors.NotFound:
+            return None
+
+    def container_output(self, name: str) -> bytes:
+        """Everything a (stopped) container printed; empty when it does not exist."""
+        import docker
+
+        try:
+            return bytes(self.client.api.logs(name, stdout=True, stderr=True))
+        except docker.errors.NotFound:
+            return b""

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,5 +194,12 @@ class StorageRoot:
         shutil.rmtree(path)
         return released
 
-    def total_usage(self) -> Usage:
-        return tree_usage(self.root / "gears")
+    def discard(self, path: Path) -> int:
+        """Delete a folder irreversibly: moved out of sight first (so nothing half-deleted is ever
+        visible), then removed. Returns the bytes released."""
+        if not path.exists():
+            return 0
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        graveyard = self.tmp / f"deleted-{path.name}-{time.time_ns()}"
+        os.rename(path, graveyard)
+        return self.remove_tree(graveyard)

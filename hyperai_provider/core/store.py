@@ -7,17 +7,18 @@ truth, the columns serve queries. Safe for several processes: SQLite writes take
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
-from hyperai_provider.exceptions import ConflictError, NotFoundError
+from hyperai_provider.exceptions import ConfigurationError, ConflictError, NotFoundError
 from hyperai_provider.models import (
     ALLOWED_TRANSITIONS,
     Dataset,
@@ -28,7 +29,9 @@ from hyperai_provider.models import (
     StateChange,
     execution_id,
 )
-from hyperai_provider.models.execution import utcnow
+from hyperai_provider.models.base import utcnow
+
+log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 
@@ -92,6 +95,35 @@ def _make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _document(record: ExecutionRecord) -> str:
+    """The JSON kept for ``record``, checked to read back as the same record before anything is written:
+    one bad write must never make a gear's history unreadable."""
+    document = record.model_dump_json()
+    try:
+        ExecutionRecord.model_validate_json(document)
+    except ValidationError as error:
+        raise ConfigurationError(
+            f"Execution {record.id} would be stored in a form that cannot be read back: {error.errors()[0]['msg']}.",
+            "This is a bug in the caller: the record was changed without validation.",
+        ) from error
+    return document
+
+
+def _read_executions(rows: Sequence[Any]) -> list[ExecutionRecord]:
+    """Records from rows; an unreadable row is skipped and logged, never breaks a listing."""
+    records = []
+    for row in rows:
+        try:
+            records.append(ExecutionRecord.model_validate_json(row.document))
+        except ValidationError as error:
+            log.warning("Skipped an unreadable execution record (%s): %s", _row_id(row), error.errors()[0]["msg"])
+    return records
+
+
+def _row_id(row: Any) -> str:
+    return str(getattr(row, "id", None) or "unknown id")
 
 
 class GearStore:
@@ -182,7 +214,7 @@ class GearStore:
             "number": record.number,
             "state": record.state.value,
             "parent": record.parent,
-            "document": record.model_dump_json(),
+            "document": _document(record),
         }
 
     def get_execution(self, id_: str) -> ExecutionRecord:
@@ -194,12 +226,12 @@ class GearStore:
             raise NotFoundError(
                 f"Execution {id_!r} does not exist.", "List executions with `hyperai executions GEAR`."
             )
-        return ExecutionRecord.model_validate_json(row.document)
+        return _parse_execution(id_, row.document)
 
     def list_executions(
         self, gear: str | None = None, states: set[ExecutionState] | None = None
     ) -> list[ExecutionRecord]:
-        query = sa.select(executions_table.c.document).order_by(
+        query = sa.select(executions_table.c.id, executions_table.c.document).order_by(
             executions_table.c.gear, executions_table.c.number
         )
         if gear is not None:
@@ -208,13 +240,15 @@ class GearStore:
             query = query.where(executions_table.c.state.in_([state.value for state in states]))
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [ExecutionRecord.model_validate_json(row.document) for row in rows]
+        return _read_executions(rows)
 
     def children_of(self, id_: str) -> list[ExecutionRecord]:
-        query = sa.select(executions_table.c.document).where(executions_table.c.parent == id_)
+        query = sa.select(executions_table.c.id, executions_table.c.document).where(
+            executions_table.c.parent == id_
+        )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [ExecutionRecord.model_validate_json(row.document) for row in rows]
+        return _read_executions(rows)
 
     def update_execution(
         self, id_: str, change: Callable[[ExecutionRecord], ExecutionRecord]
@@ -226,7 +260,7 @@ class GearStore:
             ).first()
             if row is None:
                 raise NotFoundError(f"Execution {id_!r} does not exist.")
-            record = change(ExecutionRecord.model_validate_json(row.document))
+            record = change(_parse_execution(id_, row.document))
             values = self._execution_row(record)
             values.pop("id")
             connection.execute(executions_table.update().where(executions_table.c.id == id_).values(**values))
@@ -275,6 +309,17 @@ class GearStore:
         with self.engine.connect() as connection:
             rows = connection.execute(sa.select(datasets_table).order_by(datasets_table.c.name)).all()
         return [Dataset.model_validate_json(row.document) for row in rows]
+
+    def update_dataset(self, name: str, change: Callable[[Dataset], Dataset]) -> Dataset:
+        with self._write() as connection:
+            row = connection.execute(sa.select(datasets_table).where(datasets_table.c.name == name)).first()
+            if row is None:
+                raise NotFoundError(f"Dataset {name!r} does not exist.", "List datasets with `hyperai datasets`.")
+            dataset = Dataset.model_validate(change(Dataset.model_validate_json(row.document)).model_dump())
+            connection.execute(
+                datasets_table.update().where(datasets_table.c.name == name).values(document=dataset.model_dump_json())
+            )
+            return dataset
 
     def reserve_dataset_version(self, name: str) -> int:
         """Take the dataset's next version number (never reused, even if the write fails)."""
@@ -326,10 +371,30 @@ class GearStore:
             connection.execute(datasets_table.delete().where(datasets_table.c.name == name))
 
 
+def _parse_execution(id_: str, document: str) -> ExecutionRecord:
+    try:
+        return ExecutionRecord.model_validate_json(document)
+    except ValidationError as error:
+        raise ConflictError(
+            f"The stored record of execution {id_} cannot be read ({error.errors()[0]['msg']}).",
+            f"Delete it with `hyperai delete {id_} --yes`; other executions are not affected.",
+        ) from error
+
+
+def revise(record: ExecutionRecord, **fields: Any) -> ExecutionRecord:
+    """``record`` with ``fields`` changed, the whole record validated again (``model_copy`` would not)."""
+    try:
+        return ExecutionRecord.model_validate({**record.model_dump(), **fields})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigurationError(f"Invalid change to execution {record.id}: {problems}.") from error
+
+
 def advance(
     record: ExecutionRecord, state: ExecutionState, message: str = "", **fields: Any
 ) -> ExecutionRecord:
-    """Return ``record`` moved to ``state``; refuse transitions the state machine does not allow."""
+    """Return ``record`` moved to ``state`` with ``fields`` set, validated as a whole; refuse transitions
+    the state machine does not allow."""
     if state is not record.state and state not in ALLOWED_TRANSITIONS[record.state]:
         raise ConflictError(
             f"Execution {record.id} cannot go from {record.state.value} to {state.value}.",
@@ -345,8 +410,4 @@ def advance(
         update["started_at"] = now
     if state.closed:
         update["ended_at"] = now
-    return record.model_copy(update=update)
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, default=str)
+    return revise(record, **update)

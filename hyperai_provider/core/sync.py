@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperai_provider.core.layers import MergedView
+from hyperai_provider.core.storage import Usage
 
 ProgressSink = Callable[[str], None]
 
@@ -23,6 +24,10 @@ class SyncResult:
     files: int
     bytes: int
     seconds: float
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(bytes=self.bytes, files=self.files)
 
     @property
     def files_per_second(self) -> float:

@@ -1,12 +1,12 @@
 """Workspace mode: JupyterLab in an execution's container until the user closes it or it goes idle.
 
 Lifecycle: :meth:`Workspaces.plan` (every check, nothing created) -> :meth:`Workspaces.start` (record,
-working dir, container, URL) -> :meth:`Workspaces.check` polled until it returns why the workspace ended ->
-:meth:`Workspaces.finish` (stop, save, close). The checks are plain blocking calls so the Airflow trigger
+working dir, container) -> :meth:`Workspaces.check` polled until it returns why the workspace ended ->
+:meth:`Workspaces.finish` (the one close path). The checks are plain blocking calls so the Airflow trigger
 can run them in a thread; nothing here imports Airflow.
 
-The token lives in a 0600 file next to the execution's log, never in the record: the record keeps the URL
-without it, and only the task log and ``hyperai show`` (for the owner) print the URL with it.
+The token lives in a 0600 file next to the execution's log, never in a record, XCom or log line: the owner
+opens JupyterLab through the web UI's proxy (``/hyperai/workspaces/<gear>/<n>/lab``), which adds it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import secrets
 import socket
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,31 +23,42 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperai_provider.core.gears import STOP_REQUESTED, ExecutionPlan, GearService, LineSink
+from hyperai_provider.core.backend import Backend
+from hyperai_provider.core.closer import TOKEN_FILE, Closer, Outcome
+from hyperai_provider.core.executions import Executions, LineSink
+from hyperai_provider.core.planner import ExecutionPlan, Planner
+from hyperai_provider.core.quota import over_disk_quota
+from hyperai_provider.core.store import advance, revise
 from hyperai_provider.exceptions import ConfigurationError, EngineError, HyperAIError
-from hyperai_provider.models import HOME, ExecutionMode, ExecutionRecord, ExecutionState
+from hyperai_provider.models import HOME, ExecutionMode, ExecutionRecord, ExecutionState, WorkspaceInfo
 from hyperai_provider.models.spec import ExecutionSpec
 
 JUPYTER_PORT = 8888
-JUPYTER_COMMAND = [
-    "jupyter",
-    "lab",
-    "--allow-root",
-    "--no-browser",
-    "--ip=0.0.0.0",
-    f"--port={JUPYTER_PORT}",
-    f"--ServerApp.root_dir={HOME}",
-    "--ServerApp.allow_remote_access=True",
-]
-"""The token is passed as JUPYTER_TOKEN in the container's environment, so it is in no record or argv."""
-
-TOKEN_FILE = "jupyter_token"
-EXTRA_URL = "workspace_url"
-EXTRA_ENDED = "ended_because"
-EXTRA_IDLE_TIMEOUT = "idle_timeout"
-EXTRA_MAX_RUNTIME = "max_runtime"
+WORKSPACE_URL_PREFIX = "/hyperai/workspaces"
+"""Where the web UI proxies a running workspace's JupyterLab: ``<prefix>/<gear>/<n>/``."""
 
 EndState = Literal["succeeded", "terminated", "failed"]
+
+
+def workspace_path(record: ExecutionRecord) -> str:
+    """JupyterLab's base URL path, the same behind the web UI's proxy and inside the container."""
+    return f"{WORKSPACE_URL_PREFIX}/{record.gear}/{record.number}/"
+
+
+def jupyter_command(record: ExecutionRecord) -> list[str]:
+    """JupyterLab rooted at the working directory. The token is passed as JUPYTER_TOKEN in the
+    container's environment, so it is in no record or argv."""
+    return [
+        "jupyter",
+        "lab",
+        "--allow-root",
+        "--no-browser",
+        "--ip=0.0.0.0",
+        f"--port={JUPYTER_PORT}",
+        f"--ServerApp.root_dir={HOME}",
+        f"--ServerApp.base_url={workspace_path(record)}",
+        "--ServerApp.allow_remote_access=True",
+    ]
 
 
 @dataclass(frozen=True)
@@ -102,30 +112,28 @@ class WorkspaceEnd:
 @dataclass(frozen=True)
 class Workspace:
     record: ExecutionRecord
-    url: str
-    """``http://host:port/lab`` without the token."""
+    path: str
+    """The proxied URL path of JupyterLab (``/hyperai/workspaces/<gear>/<n>/lab``), without any token."""
     token: str
-
-    @property
-    def url_with_token(self) -> str:
-        return f"{self.url}?token={self.token}"
+    """For the owner's own clients only; never logged, pushed to XCom or recorded."""
 
 
 class Workspaces:
-    """Workspace-mode executions over a :class:`GearService`."""
+    """Workspace-mode executions: JupyterLab in a Gear execution's container."""
 
-    def __init__(self, service: GearService) -> None:
-        self.service = service
+    def __init__(self, backend: Backend, planner: Planner, executions: Executions, closer: Closer) -> None:
+        self.backend = backend
+        self.planner = planner
+        self.executions = executions
+        self.closer = closer
         self._has_jupyter: dict[str, bool] = {}
 
     # -- before anything exists ---------------------------------------------------------------------------
 
     def plan(self, spec: ExecutionSpec, options: WorkspaceOptions) -> ExecutionPlan:
         """Every check of a task's plan, plus: the image has JupyterLab and the port can be bound."""
-        if spec.mode is not ExecutionMode.WORKSPACE:
-            spec = spec.model_copy(update={"mode": ExecutionMode.WORKSPACE})
-        spec = spec.model_copy(update={"command": list(JUPYTER_COMMAND)})
-        plan = self.service.plan(spec)
+        spec = spec.model_copy(update={"mode": ExecutionMode.WORKSPACE, "command": ["jupyter", "lab"]})
+        plan = self.planner.plan(spec)
         self.check_jupyter(plan)
         self.check_port(options)
         return plan
@@ -133,34 +141,18 @@ class Workspaces:
     def check_jupyter(self, plan: ExecutionPlan) -> None:
         """Refuse an image without JupyterLab: by its catalog flag, else by looking in a throwaway container."""
         entry = plan.image_entry
-        has_it = entry.jupyter if entry is not None and entry.jupyter else self._image_has_jupyter(plan.image)
-        if not has_it:
+        if entry is not None and entry.jupyter:
+            return
+        if plan.image not in self._has_jupyter:
+            self._has_jupyter[plan.image] = self.backend.runner.run_probe(
+                plan.image, ["/bin/sh", "-c", "command -v jupyter"]
+            )
+        if not self._has_jupyter[plan.image]:
             raise ConfigurationError(
                 f"Image {plan.image!r} has no JupyterLab (no 'jupyter' command), so it cannot run a workspace.",
                 "Use image='jupyter' (build it offline with scripts/build_images.sh --only jupyter), or an image "
                 "with JupyterLab installed; mark such an image 'jupyter: true' in images.yaml to skip this check.",
             )
-
-    def _image_has_jupyter(self, image: str) -> bool:
-        if image not in self._has_jupyter:
-            import docker
-
-            try:
-                self.service.runner.client.containers.run(
-                    image,
-                    ["/bin/sh", "-c", "command -v jupyter"],
-                    entrypoint=[],
-                    remove=True,
-                    network_mode="none",
-                )
-                self._has_jupyter[image] = True
-            except docker.errors.ContainerError:
-                self._has_jupyter[image] = False
-            except docker.errors.APIError as error:
-                raise EngineError(
-                    f"Could not inspect image {image!r} for JupyterLab: {error.explanation}"
-                ) from error
-        return self._has_jupyter[image]
 
     def check_port(self, options: WorkspaceOptions) -> None:
         """Refuse a host address or port that cannot be bound (checked here; the engine binds it on start)."""
@@ -179,7 +171,7 @@ class Workspaces:
                 ) from error
 
     def _engine_is_local(self) -> bool:
-        base_url = self.service.runner.base_url or os.environ.get("DOCKER_HOST") or ""
+        base_url = self.backend.runner.base_url or os.environ.get("DOCKER_HOST") or ""
         return not base_url or base_url.startswith("unix://")
 
     # -- start ---------------------------------------------------------------------------------------------
@@ -192,98 +184,80 @@ class Workspaces:
         on_created: Callable[[ExecutionRecord], None] | None = None,
     ) -> Workspace:
         """Create the execution, start JupyterLab, wait until it answers; on any failure nothing is left running."""
-        service = self.service
-        record = service.create(plan)
+        store, runner = self.backend.store, self.backend.runner
+        record = self.executions.create(plan)
+        info = WorkspaceInfo(
+            host_address=options.host_address, idle_timeout=options.idle_timeout, max_runtime=options.max_runtime
+        )
+        record = store.update_execution(
+            record.id, lambda current: revise(current, command=jupyter_command(current), workspace=info)
+        )
         if on_created is not None:
             on_created(record)
         token = secrets.token_urlsafe(32)
         try:
-            service.prepare(record, plan, on_line)
+            self.executions.prepare(record, plan, on_line)
             self._write_token(record, token)
-            spec = service.container_spec(record, plan)
+            spec = self.executions.container_spec(record)
             spec = replace(
                 spec,
                 environment={**spec.environment, "JUPYTER_TOKEN": token},
                 ports={f"{JUPYTER_PORT}/tcp": (options.host_address, options.host_port)},
             )
-            container = service.runner.start(spec)
-            service.store.transition(record.id, ExecutionState.RUNNING, "JupyterLab starting")
-            container.reload()
-            url = f"http://{self._public_host(options)}:{_published_port(container.attrs)}/lab"
-            record = service.store.update_execution(
+            runner.start(spec)
+            port = _published_port(runner.inspect(record.container_name) or {})
+            # From here the triggerer watches it: the starting worker may exit without orphaning it.
+            record = store.update_execution(
                 record.id,
-                lambda current: current.model_copy(
-                    update={
-                        "extra": {
-                            **current.extra,
-                            EXTRA_URL: url,
-                            EXTRA_IDLE_TIMEOUT: options.idle_timeout,
-                            EXTRA_MAX_RUNTIME: options.max_runtime,
-                        }
-                    }
+                lambda current: revise(
+                    advance_running(current), runner=None, workspace=info.model_copy(update={"host_port": port})
                 ),
             )
-            workspace = Workspace(record, url, token)
+            workspace = Workspace(record, workspace_path(record) + "lab", token)
             self.wait_ready(workspace, options.ready_timeout)
         except HyperAIError as error:
-            self._abort(record, error.headline)
+            self.closer.close(record.id, Outcome(ExecutionState.FAILED, error.headline))
             raise
         except BaseException as error:
-            self._abort(record, f"{type(error).__name__}: {error}")
+            self.closer.close(record.id, Outcome(ExecutionState.FAILED, f"{type(error).__name__}: {error}"))
             raise
-        on_line(f"[hyperai] workspace {record.id} is ready: {workspace.url_with_token}")
+        on_line(f"[hyperai] workspace {record.id} is ready: open {workspace.path} in the Airflow web UI")
         return workspace
-
-    def _abort(self, record: ExecutionRecord, reason: str) -> None:
-        try:
-            self._save_log(record)
-        finally:
-            self.service.release(record)  # the container and its volumes (overlay home of a continuation)
-            token_path(self.service, record).unlink(missing_ok=True)
-            self.service._close_failed(record.id, reason)
 
     def wait_ready(self, workspace: Workspace, timeout: float) -> float:
         """Poll JupyterLab until it answers with the token; return the seconds waited."""
         began = time.monotonic()
+        record = workspace.record
         while True:
-            if self._status(workspace.record, workspace.token) is not None:
+            if self._status(record, workspace.token) is not None:
                 return time.monotonic() - began
-            state = self._container_state(workspace.record)
+            state = (self.backend.runner.inspect(record.container_name) or {}).get("State")
             if state is None or state.get("Status") not in ("running", "created"):
                 raise EngineError(
-                    f"JupyterLab in {workspace.record.container_name} exited before answering "
+                    f"JupyterLab in {record.container_name} exited before answering "
                     f"(exit code {(state or {}).get('ExitCode')}).",
-                    f"See the log: {self.service.storage.log_path(workspace.record.gear, workspace.record.number)}",
+                    f"See the log: {self.backend.storage.log_path(record.gear, record.number)}",
                 )
             if time.monotonic() - began > timeout:
                 raise EngineError(
-                    f"JupyterLab in {workspace.record.container_name} did not answer within {timeout:g} s.",
+                    f"JupyterLab in {record.container_name} did not answer within {timeout:g} s.",
                     "Check the image's JupyterLab installation, or raise ready_timeout.",
                 )
             time.sleep(0.2)
-
-    def _public_host(self, options: WorkspaceOptions) -> str:
-        if options.public_host:
-            return options.public_host
-        if options.host_address in ("0.0.0.0", "::", ""):
-            return "localhost"
-        return f"[{options.host_address}]" if ":" in options.host_address else options.host_address
 
     # -- while it runs --------------------------------------------------------------------------------------
 
     def check(self, id_: str, activity: bool = True) -> WorkspaceEnd | None:
         """One look at a running workspace: ``None`` while it should go on, else why it ended.
 
-        ``activity=False`` skips asking Jupyter about idleness: a cheap check (record and container
-        state only) that can run every second so a shutdown is noticed at once."""
-        record = self.service.get(id_)
+        ``activity=False`` skips asking Jupyter about idleness and the disk quota: a cheap check (record
+        and container state only) that can run every second so a shutdown is noticed at once."""
+        record = self.backend.store.get_execution(id_)
         if record.closed:
             closed_state: EndState = record.state.value  # type: ignore[assignment]
-            return WorkspaceEnd(
-                closed_state, record.extra.get(EXTRA_ENDED) or "already closed", record.exit_code
-            )
-        state = self._container_state(record)
-        stop_reason = record.extra.get(STOP_REQUESTED)
+            return WorkspaceEnd(closed_state, record.ended_because or "already closed", record.exit_code)
+        state = (self.backend.runner.inspect(record.container_name) or {}).get("State")
+        stop_reason = record.stop_requested
         if state is None:
             return WorkspaceEnd("failed", f"the container {record.container_name} disappeared")
         if state.get("Status") not in ("running", "created", "restarting"):
@@ -296,16 +270,20 @@ class Workspaces:
             return WorkspaceEnd("failed", reason, exit_code)
         if stop_reason:
             return WorkspaceEnd("terminated", stop_reason)
+        info = record.workspace or WorkspaceInfo(host_address="127.0.0.1")
         now = datetime.now(timezone.utc)
         started = record.started_at or record.created_at
-        max_runtime = record.extra.get(EXTRA_MAX_RUNTIME)
-        if max_runtime and (now - started).total_seconds() >= max_runtime:
-            return WorkspaceEnd("terminated", f"max_runtime of {max_runtime:g} s reached")
-        idle_timeout = record.extra.get(EXTRA_IDLE_TIMEOUT)
-        if idle_timeout and activity:
+        if info.max_runtime and (now - started).total_seconds() >= info.max_runtime:
+            return WorkspaceEnd("terminated", f"max_runtime of {info.max_runtime:g} s reached")
+        if not activity:
+            return None
+        quota = over_disk_quota(self.backend, record)
+        if quota:
+            return WorkspaceEnd("failed", quota)
+        if info.idle_timeout:
             idle = self.idle_seconds(record, now)
-            if idle is not None and idle >= idle_timeout:
-                return WorkspaceEnd("succeeded", f"idle for {idle:.0f} s (idle_timeout {idle_timeout:g} s)")
+            if idle is not None and idle >= info.idle_timeout:
+                return WorkspaceEnd("succeeded", f"idle for {idle:.0f} s (idle_timeout {info.idle_timeout:g} s)")
         return None
 
     def idle_seconds(self, record: ExecutionRecord, now: datetime | None = None) -> float | None:
@@ -317,112 +295,67 @@ class Workspaces:
         status = self._status(record, token)
         if status is None:
             return None
-        kernels = self._get(record, token, "/api/kernels?no_track_activity=1")  # our poll is no activity
+        kernels = self._get(record, token, "api/kernels?no_track_activity=1")  # our poll is no activity
         if isinstance(kernels, list) and any(k.get("execution_state") == "busy" for k in kernels):
             return 0.0
         last = _parse_time(status.get("last_activity")) or record.started_at or record.created_at
         return max(0.0, ((now or datetime.now(timezone.utc)) - last).total_seconds())
 
+    def upstream(self, record: ExecutionRecord) -> tuple[str, str] | None:
+        """Where a running workspace's JupyterLab answers on the Docker host (``http://addr:port``) and its
+        token, for the web UI's proxy; None once it ended."""
+        if record.closed or record.workspace is None:
+            return None
+        token = self.token(record)
+        info = self.backend.runner.inspect(record.container_name)
+        if token is None or info is None:
+            return None
+        try:
+            binding = info["NetworkSettings"]["Ports"][f"{JUPYTER_PORT}/tcp"][0]
+        except (KeyError, IndexError, TypeError):
+            return None
+        address = binding.get("HostIp") or "127.0.0.1"
+        if address in ("0.0.0.0", "::"):
+            address = "127.0.0.1"
+        return f"http://{address}:{binding['HostPort']}", token
+
     def _status(self, record: ExecutionRecord, token: str) -> dict[str, Any] | None:
-        status = self._get(record, token, "/api/status")
+        status = self._get(record, token, "api/status")
         return status if isinstance(status, dict) else None
 
     def _get(self, record: ExecutionRecord, token: str, path: str) -> Any:
         """GET a Jupyter API path from the Airflow host (through the published port); None on any failure."""
-        base = self._local_base(record)
-        if base is None:
+        upstream = self.upstream(record)
+        if upstream is None:
             return None
-        request = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"})
+        request = urllib.request.Request(
+            upstream[0] + workspace_path(record) + path, headers={"Authorization": f"token {token}"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return json.loads(response.read())
         except (OSError, ValueError):
             return None
 
-    def _local_base(self, record: ExecutionRecord) -> str | None:
-        url = record.extra.get(EXTRA_URL)
-        state = self._container_state(record, attrs=True)
-        if not url or state is None:
-            return None
-        try:
-            binding = state["NetworkSettings"]["Ports"][f"{JUPYTER_PORT}/tcp"][0]
-        except (KeyError, IndexError, TypeError):
-            return None
-        address = binding.get("HostIp") or "127.0.0.1"
-        if address in ("0.0.0.0", "::"):
-            address = "127.0.0.1"
-        return f"http://{address}:{binding['HostPort']}"
-
-    def _container_state(self, record: ExecutionRecord, attrs: bool = False) -> dict[str, Any] | None:
-        import docker
-
-        try:
-            info = self.service.runner.client.api.inspect_container(record.container_name)
-        except docker.errors.NotFound:
-            return None
-        return info if attrs else info.get("State", {})
-
     # -- the end ---------------------------------------------------------------------------------------------
 
     def finish(self, id_: str, end: WorkspaceEnd) -> ExecutionRecord:
-        """Stop JupyterLab (gracefully), save the working directory and close the record with why it ended.
-        The container is removed; the token file too (the URL is dead)."""
-        service = self.service
-        record = service.get(id_)
-        if record.closed:
-            return record
-        try:
-            service.runner.stop(record.container_name)
-            self._save_log(record)
-            exit_code = end.exit_code
-            state = self._container_state(record)
-            if exit_code is None and state is not None:
-                exit_code = int(state.get("ExitCode", -1))
-            if record.state is ExecutionState.RUNNING:
-                service.store.transition(id_, ExecutionState.SAVING)
-            stored = service.save(record)
-        except BaseException as error:
-            service._close_failed(id_, f"saving the workspace failed: {type(error).__name__}: {error}")
-            raise
-        finally:
-            service.release(record)
-            token_path(service, record).unlink(missing_ok=True)
-        final = {
+        """Close the workspace's execution through the one close path (stop, save, release, notify)."""
+        state = {
             "succeeded": ExecutionState.SUCCEEDED,
             "terminated": ExecutionState.TERMINATED,
             "failed": ExecutionState.FAILED,
         }[end.state]
-        record = service.get(id_)
-        return service.store.transition(
-            id_,
-            final,
-            end.reason,
-            exit_code=exit_code,
-            bytes_stored=stored,
-            saved_completely=True,
-            failure_reason=None if final is ExecutionState.SUCCEEDED else end.reason,
-            extra={**record.extra, EXTRA_ENDED: end.reason},
-        )
-
-    def _save_log(self, record: ExecutionRecord) -> None:
-        """Copy the container's output (JupyterLab's log) into the execution's log, token redacted."""
-        import docker
-
-        try:
-            output = self.service.runner.client.api.logs(record.container_name, stdout=True, stderr=True)
-        except docker.errors.NotFound:
-            return
-        text = output.decode("utf-8", errors="replace")
-        token = self.token(record)
-        if token:
-            text = text.replace(token, "<token>")
-        with self.service.storage.log_path(record.gear, record.number).open("a", encoding="utf-8") as log:
-            log.write(text)
+        return self.closer.close(id_, Outcome(state, end.reason, end.exit_code))
 
     # -- the token ---------------------------------------------------------------------------------------
 
+    def _token_path(self, record: ExecutionRecord) -> Path:
+        """The 0600 file holding a running workspace's token, next to its log (outside the working dir)."""
+        return self.backend.storage.execution_dir(record.gear, record.number) / TOKEN_FILE
+
     def _write_token(self, record: ExecutionRecord, token: str) -> None:
-        path = token_path(self.service, record)
+        path = self._token_path(record)
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -431,17 +364,13 @@ class Workspaces:
     def token(self, record: ExecutionRecord) -> str | None:
         """The running workspace's token (readable only by the account that started it)."""
         try:
-            return token_path(self.service, record).read_text().strip() or None
+            return self._token_path(record).read_text().strip() or None
         except OSError:
             return None
 
-    def url_with_token(self, record: ExecutionRecord) -> str | None:
-        """The URL to open a running workspace, for its owner; None once it ended."""
-        url = record.extra.get(EXTRA_URL)
-        token = self.token(record)
-        if record.closed or not url or not token:
-            return None
-        return f"{url}?token={token}"
+
+def advance_running(record: ExecutionRecord) -> ExecutionRecord:
+    return advance(record, ExecutionState.RUNNING, "JupyterLab starting")
 
 
 def _published_port(attrs: dict[str, Any]) -> int:
@@ -459,8 +388,3 @@ def _parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def token_path(service: GearService, record: ExecutionRecord) -> Path:
-    """The 0600 file holding a running workspace's token, next to its log (outside the working dir)."""
-    return service.storage.execution_dir(record.gear, record.number) / TOKEN_FILE

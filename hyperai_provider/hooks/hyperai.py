@@ -53,6 +53,8 @@ class HyperAIHook(BaseHook):
         }
 
     def settings(self) -> HyperAISettings:
+        """The one configuration resolver of every Airflow process (worker, triggerer, api-server):
+        connection extra > ``HYPERAI_*`` environment > ``[hyperai]`` in airflow.cfg > defaults."""
         extra: dict[str, Any] = {}
         host: str | None = None
         try:
@@ -64,12 +66,16 @@ class HyperAIHook(BaseHook):
         else:
             host = connection.host or None
             extra = connection.extra_dejson or {}
-        explicit_root = os.environ.get("HYPERAI_STORAGE_ROOT")
+
+        def option(key: str) -> Any:
+            return extra.get(key) or os.environ.get(f"HYPERAI_{key.upper()}") or _airflow_option(key)
+
         return HyperAISettings.from_env(
-            storage_root=extra.get("storage_root") or explicit_root or _airflow_option("storage_root"),
-            store_url=extra.get("store_url") or _airflow_option("store_url"),
-            docker_host=host,
-            overlay=extra.get("overlay"),
+            storage_root=option("storage_root"),
+            store_url=option("store_url"),
+            docker_host=host or _airflow_option("docker_host"),
+            overlay=option("overlay"),
+            user=option("user"),
         )
 
     def get_conn(self) -> GearService:
@@ -77,7 +83,7 @@ class HyperAIHook(BaseHook):
             from hyperai_provider.notifications.smtp import smtp_settings_from_airflow
 
             self._service = GearService(self.settings())
-            self._service.smtp = smtp_settings_from_airflow()
+            self._service.backend.smtp = smtp_settings_from_airflow()
         return self._service
 
     @property

@@ -1,6 +1,6 @@
 """Pydantic v2 models: frozen, strict about unknown fields, versioned when persisted."""
 
-from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName, check_name
+from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName, Visibility, check_name, utcnow
 from hyperai_provider.models.binding import (
     HOME,
     INPUT_ROOT,
@@ -19,11 +19,13 @@ from hyperai_provider.models.execution import (
     ExecutionMode,
     ExecutionRecord,
     ExecutionState,
+    RunnerIdentity,
     StateChange,
+    WorkspaceInfo,
     execution_id,
     split_execution_id,
 )
-from hyperai_provider.models.gear import Gear, NotificationSettings, NotifyEvent, Visibility
+from hyperai_provider.models.gear import Gear, NotificationSettings, NotifyEvent
 from hyperai_provider.models.image import RuntimeImage
 
 __all__ = [
@@ -47,12 +49,15 @@ __all__ = [
     "InputBinding",
     "NotificationSettings",
     "NotifyEvent",
+    "RunnerIdentity",
     "RuntimeImage",
     "SafeName",
     "StateChange",
     "Visibility",
     "WorkdirSource",
+    "WorkspaceInfo",
     "check_name",
     "execution_id",
     "split_execution_id",
+    "utcnow",
 ]

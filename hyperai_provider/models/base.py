@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
+from enum import Enum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -16,7 +18,8 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 class FrozenModel(BaseModel):
     """Immutable model that rejects unknown fields (typos fail instead of being ignored)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, allow_inf_nan=False)
+    """``allow_inf_nan=False``: JSON has no NaN or infinity, so a record holding one could not be read back."""
 
 
 def check_name(value: str, what: str = "name") -> str:
@@ -35,3 +38,14 @@ def _check_name(value: str) -> str:
 
 SafeName = Annotated[str, AfterValidator(_check_name)]
 """A gear, dataset or compute-type name: letters, digits, ``_-.``; no path separators."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Visibility(str, Enum):
+    """Who may read a gear or a dataset: its owner only, or everybody."""
+
+    PRIVATE = "private"
+    PUBLIC = "public"

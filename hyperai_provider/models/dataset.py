@@ -6,14 +6,16 @@ from datetime import datetime
 
 from pydantic import Field
 
-from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName
-from hyperai_provider.models.execution import utcnow
+from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName, Visibility, utcnow
 
 
 class Dataset(FrozenModel):
     schema_version: int = SCHEMA_VERSION
     name: SafeName
     owner: str = ""
+    visibility: Visibility = Field(
+        default=Visibility.PRIVATE, description="Private: only its owner lists, reads and binds it."
+    )
     description: str = ""
     created_at: datetime = Field(default_factory=utcnow)
 

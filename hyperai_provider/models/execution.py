@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName
+from hyperai_provider.models.base import FrozenModel, SafeName, utcnow
 from hyperai_provider.models.binding import InputBinding
 from hyperai_provider.models.compute import ComputeType
 
@@ -70,14 +70,61 @@ class AirflowContext(FrozenModel):
     map_index: int = -1
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+EXECUTION_SCHEMA_VERSION = 2
+"""Version 2 replaced the free-form ``extra`` dict of version 1 with the typed fields below."""
+
+
+class RunnerIdentity(FrozenModel):
+    """The process that drives an execution, recorded at creation so a janitor can tell a live runner
+    from a dead one in every state."""
+
+    host: str
+    pid: int = Field(ge=1)
+
+
+class WorkspaceInfo(FrozenModel):
+    """A Workspace-mode execution's JupyterLab: where it listens (never its token) and when it ends."""
+
+    host_address: str = Field(description="Docker-host address JupyterLab's port is published on.")
+    host_port: int | None = Field(default=None, ge=1, le=65535, description="Published port, once started.")
+    idle_timeout: float | None = Field(default=None, gt=0)
+    max_runtime: float | None = Field(default=None, gt=0)
+
+
+_V1_EXTRA_FIELDS = {
+    "stop_requested": "stop_requested",
+    "synchronized": "synchronized",
+    "ended_because": "ended_because",
+}
+
+
+def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Map a version-1 document's ``extra`` keys onto the typed fields of version 2."""
+    data = dict(data)
+    extra = dict(data.pop("extra", None) or {})
+    for old, new in _V1_EXTRA_FIELDS.items():
+        if extra.get(old):
+            data.setdefault(new, str(extra[old]))
+    host, pid = extra.get("runner_host"), extra.get("runner_pid")
+    if isinstance(host, str) and isinstance(pid, int) and pid > 0:
+        data.setdefault("runner", {"host": host, "pid": pid})
+    if data.get("mode") == "workspace" and extra.get("workspace_url"):
+        data.setdefault(
+            "workspace",
+            {
+                "host_address": "127.0.0.1",
+                "idle_timeout": extra.get("idle_timeout"),
+                "max_runtime": extra.get("max_runtime"),
+            },
+        )
+    data["schema_version"] = EXECUTION_SCHEMA_VERSION
+    return data
 
 
 class ExecutionRecord(FrozenModel):
     """Everything known about one execution; persisted as JSON in the Gear store."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = EXECUTION_SCHEMA_VERSION
     id: str = Field(description="'<gear>/<n>', unique and never reused.")
     gear: SafeName
     number: int = Field(ge=1)
@@ -110,7 +157,18 @@ class ExecutionRecord(FrozenModel):
     saved_completely: bool | None = Field(
         default=None, description="False when a termination may have left data unsaved."
     )
-    extra: dict[str, Any] = Field(default_factory=dict, description="Mode-specific details (workspace URL).")
+    runner: RunnerIdentity | None = Field(default=None, description="The process driving it, if any.")
+    stop_requested: str | None = Field(default=None, description="Why a stop was asked for, if it was.")
+    synchronized: str | None = Field(default=None, description="Copy fallback of a continuation: what was copied.")
+    workspace: WorkspaceInfo | None = None
+    ended_because: str | None = Field(default=None, description="Why it closed, in words.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and int(data.get("schema_version", 1) or 1) < EXECUTION_SCHEMA_VERSION:
+            return _upgrade_v1(data)
+        return data
 
     @property
     def closed(self) -> bool:

@@ -7,13 +7,7 @@ from enum import Enum
 
 from pydantic import Field
 
-from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName
-from hyperai_provider.models.execution import utcnow
-
-
-class Visibility(str, Enum):
-    PRIVATE = "private"
-    PUBLIC = "public"
+from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName, Visibility, utcnow
 
 
 class NotifyEvent(str, Enum):

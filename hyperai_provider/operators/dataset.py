@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 
 from hyperai_provider.exceptions import ConfigurationError
 from hyperai_provider.models import DatasetSource, WorkdirSource
-from hyperai_provider.models.binding import parse_source
+from hyperai_provider.models.sources import parse_source
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -10,8 +10,8 @@ from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from hyperai_provider.exceptions import ConfigurationError
 from hyperai_provider.links import ExecutionLink
-from hyperai_provider.models import AirflowContext, ExecutionMode, WorkdirSource
-from hyperai_provider.models.binding import parse_source
+from hyperai_provider.models import AirflowContext, ExecutionMode, ExecutionRecord, WorkdirSource
+from hyperai_provider.models.sources import parse_source
 from hyperai_provider.models.spec import ExecutionSpec, build_spec
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class GearTaskOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         spec = self.build_spec(context)
-        record = self.service.run(spec, on_line=self.log.info, on_created=self._remember)
+        record = self.service.run(spec, on_line=self.log.info, on_created=self._created(context))
         self.log.info(
             "Execution %s %s; working directory: %s",
             record.id,
@@ -212,11 +212,17 @@ class GearTaskOperator(BaseOperator):
         )
         return self.service.reference(record).model_dump(mode="json")
 
-    def _remember(self, record: Any) -> None:
-        self._execution_id = record.id
-        self.log.info(
-            "Execution %s created (compute type %s, image %s)", record.id, record.compute.name, record.image
-        )
+    def _created(self, context: Context) -> Callable[[ExecutionRecord], None]:
+        """Called once the execution exists: remembered for ``on_kill``, pushed for the extra link."""
+
+        def remember(record: ExecutionRecord) -> None:
+            self._execution_id = record.id
+            context["ti"].xcom_push(key=ExecutionLink.xcom_key, value=record.id)
+            self.log.info(
+                "Execution %s created (compute type %s, image %s)", record.id, record.compute.name, record.image
+            )
+
+        return remember
 
     def on_kill(self) -> None:
         if self._execution_id is not None:

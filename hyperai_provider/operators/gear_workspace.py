@@ -70,25 +70,20 @@ class GearWorkspaceOperator(GearTaskOperator):
         self.poll_interval = poll_interval
 
     def workspaces(self) -> Workspaces:
-        from hyperai_provider.core.workspace import Workspaces
-
-        return Workspaces(self.service)
+        return self.service.workspaces
 
     def execute(self, context: Context) -> dict[str, Any]:  # defers; execute_complete returns
         from hyperai_provider.triggers.workspace import WorkspaceTrigger
 
         workspaces = self.workspaces()
         plan = workspaces.plan(self.build_spec(context), self.options)
-        workspace = workspaces.start(plan, self.options, on_line=self.log.info, on_created=self._remember)
-        self.log.info("JupyterLab is ready: %s", workspace.url_with_token)
-        context["ti"].xcom_push(key=JupyterLabLink.xcom_key, value=workspace.url_with_token)
-        settings = self.service.settings
+        workspace = workspaces.start(plan, self.options, on_line=self.log.info, on_created=self._created(context))
+        self.log.info("JupyterLab is ready: open %s in the Airflow web UI", workspace.path)
+        context["ti"].xcom_push(key=JupyterLabLink.xcom_key, value=workspace.path)
         self.defer(
             trigger=WorkspaceTrigger(
                 execution_id=workspace.record.id,
-                storage_root=str(settings.storage_root),
-                store_url=settings.store_url,
-                docker_host=settings.docker_host,
+                hyperai_conn_id=self.hyperai_conn_id,
                 poll_interval=self.poll_interval,
             ),
             method_name="execute_complete",
@@ -106,7 +101,6 @@ class GearWorkspaceOperator(GearTaskOperator):
                 id_, WorkspaceEnd(event["state"], event["reason"], event.get("exit_code"))
             )
         finally:
-            self.service.release(self.service.get(id_))
             context["ti"].xcom_push(key=JupyterLabLink.xcom_key, value="")  # the URL is dead now
         self.log.info(
             "Workspace %s %s (%s); working directory: %s",

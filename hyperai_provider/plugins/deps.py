@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from hyperai_provider.core.access import Access
+from hyperai_provider.core.datasets import Datasets
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.settings import HyperAISettings
+from hyperai_provider.core.lifecycle import Lifecycle
 
 
 async def airflow_user_name(request: Request) -> str:
@@ -23,9 +24,12 @@ async def airflow_user_name(request: Request) -> str:
 
 
 def gear_service(request: Request) -> GearService:
-    """One service per storage root and store, built on first use (settings are read per request, never
-    at import)."""
-    settings = HyperAISettings.from_env()
+    """One service per storage root and store, built on first use. Settings come from the same resolver as
+    the tasks' (the ``hyperai_default`` connection, ``HYPERAI_*``, ``[hyperai]`` in airflow.cfg), read per
+    request and never at import."""
+    from hyperai_provider.hooks.hyperai import HyperAIHook
+
+    settings = HyperAIHook().settings()
     services: dict[tuple[str, str], GearService] | None = getattr(request.app.state, "services", None)
     if services is None:
         services = request.app.state.services = {}
@@ -42,6 +46,15 @@ class Caller:
     user: str
     service: GearService
     access: Access
+
+    @property
+    def datasets(self) -> Datasets:
+        """Dataset operations as the caller (never as the api-server's process user)."""
+        return self.service.datasets_for(self.user)
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self.service.lifecycle_for(self.user)
 
 
 def caller(

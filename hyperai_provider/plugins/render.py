@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from html import escape
 
-from hyperai_provider.cli.common import human_bytes
+from hyperai_provider.units import human_bytes
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1f2933}

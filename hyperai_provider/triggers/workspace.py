@@ -25,19 +25,10 @@ class WorkspaceTrigger(BaseTrigger):
     The blocking checks run in a thread so the triggerer's event loop is never blocked.
     """
 
-    def __init__(
-        self,
-        execution_id: str,
-        storage_root: str,
-        store_url: str | None = None,
-        docker_host: str | None = None,
-        poll_interval: float = 5.0,
-    ) -> None:
+    def __init__(self, execution_id: str, hyperai_conn_id: str = "hyperai_default", poll_interval: float = 5.0) -> None:
         super().__init__()
         self.execution_id = execution_id
-        self.storage_root = storage_root
-        self.store_url = store_url
-        self.docker_host = docker_host
+        self.hyperai_conn_id = hyperai_conn_id
         self.poll_interval = poll_interval
         self._workspaces: Workspaces | None = None
 
@@ -46,25 +37,17 @@ class WorkspaceTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "execution_id": self.execution_id,
-                "storage_root": self.storage_root,
-                "store_url": self.store_url,
-                "docker_host": self.docker_host,
+                "hyperai_conn_id": self.hyperai_conn_id,
                 "poll_interval": self.poll_interval,
             },
         )
 
     def workspaces(self) -> Workspaces:
+        """The workspace service, configured exactly as the task's hook (connection extras and SMTP too)."""
         if self._workspaces is None:
-            from pathlib import Path
+            from hyperai_provider.hooks.hyperai import HyperAIHook
 
-            from hyperai_provider.core.gears import GearService
-            from hyperai_provider.core.settings import HyperAISettings
-            from hyperai_provider.core.workspace import Workspaces
-
-            settings = HyperAISettings.from_env(
-                storage_root=Path(self.storage_root), store_url=self.store_url, docker_host=self.docker_host
-            )
-            self._workspaces = Workspaces(GearService(settings))
+            self._workspaces = HyperAIHook(self.hyperai_conn_id).service.workspaces
         return self._workspaces
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -114,4 +114,4 @@ def test_more_than_five_bindings_are_refused(service: GearService) -> None:
         service.bindings_from({f"input{n}": "dataset:d" for n in range(6)})
     six = [InputBinding(slot=f"input{n % 5}", source=DatasetSource(name="d")) for n in range(6)]  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="five slots"):
-        service.resolve_inputs(six)
+        service.planner.resolve_inputs(six, service.access())

@@ -19,7 +19,7 @@ class NoEngine:
 
 @pytest.fixture
 def svc(service: GearService) -> GearService:
-    service.runner = NoEngine()  # type: ignore[assignment]
+    service.backend.runner = NoEngine()  # type: ignore[assignment]
     return service
 
 
@@ -57,7 +57,7 @@ def spec(continue_from: str, gear: str = "mine") -> ExecutionSpec:
         pytest.param("running", "mine/1", ConflictError, "still running", id="still-running"),
         pytest.param("running", "latest", NotFoundError, "no closed execution", id="latest-only-running"),
         pytest.param("unsaved", "mine/1", ConflictError, "without its working directory", id="not-saved"),
-        pytest.param("private", "theirs/1", NotFoundError, "private to 'bob'", id="private-other-gear"),
+        pytest.param("private", "theirs/1", NotFoundError, "does not exist", id="private-other-gear"),
     ],
 )
 def test_bad_continue_from_is_refused_before_any_container(
@@ -78,8 +78,8 @@ def test_bad_continue_from_is_refused_before_any_container(
 def test_public_gears_and_latest_resolve_to_closed_saved_executions(svc: GearService) -> None:
     add(svc, "theirs", "bob", ExecutionState.SUCCEEDED)
     svc.store.update_gear("theirs", lambda g: g.model_copy(update={"visibility": Visibility.PUBLIC}))
-    assert svc.resolve_parent(spec("theirs/1")).id == "theirs/1"
+    assert svc.planner.resolve_parent(spec("theirs/1"), svc.access("alice")).id == "theirs/1"
     add(svc, "mine", "alice", ExecutionState.FAILED)
     add(svc, "mine", "alice", ExecutionState.SUCCEEDED)
     add(svc, "mine", "alice", ExecutionState.RUNNING, saved=False)
-    assert svc.resolve_parent(spec("latest")).id == "mine/2"
+    assert svc.planner.resolve_parent(spec("latest"), svc.access("alice")).id == "mine/2"

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from hyperai_provider.core.catalog import Catalogs
-from hyperai_provider.core.gears import build_command
+from hyperai_provider.core.planner import build_command
 from hyperai_provider.core.runner import ContainerSpec, MountSpec
 from hyperai_provider.core.store import advance
 from hyperai_provider.exceptions import ConfigurationError, ConflictError, ImageNotFoundError
@@ -20,7 +20,7 @@ from hyperai_provider.models import (
     WorkdirSource,
     split_execution_id,
 )
-from hyperai_provider.models.binding import parse_bindings, parse_source
+from hyperai_provider.models.sources import parse_bindings, parse_source
 from hyperai_provider.models.spec import ExecutionSpec
 
 CPU = ComputeType(name="cpu", cpus=1, memory="2GiB", disk_quota="1GiB")
@@ -82,7 +82,7 @@ def test_state_machine_refuses_leaving_a_closed_state() -> None:
 def test_record_round_trips_through_json_with_schema_version() -> None:
     record = ExecutionRecord(id="g/1", gear="g", number=1, compute=CPU, image="i", parameters={"a": 1})
     data = record.model_dump_json()
-    assert '"schema_version":1' in data
+    assert '"schema_version":2' in data
     assert ExecutionRecord.model_validate_json(data) == record
 
 

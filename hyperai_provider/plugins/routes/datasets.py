@@ -25,7 +25,7 @@ class DatasetOut(BaseModel):
 
 @router.get("/api/datasets")
 def list_datasets(who: CallerDep) -> list[DatasetOut]:
-    datasets = who.service.datasets
+    datasets = who.datasets
     return [
         DatasetOut(name=d.name, owner=d.owner, description=d.description, versions=datasets.versions(d.name))
         for d in datasets.all()
@@ -38,7 +38,7 @@ def create_version(
 ) -> Response:
     """A new version of ``dataset`` (created if needed) from the execution's working directory."""
     record = who.access.execution(execution_id(gear, number))
-    datasets = who.service.datasets
+    datasets = who.datasets
     datasets.ensure(dataset)
     version = datasets.add_version_from_execution(dataset, record.id)
     return action_done(request, f"{dataset} v{version.version} from {record.id}", f"/datasets/{dataset}")
@@ -64,7 +64,7 @@ def datasets_page(request: Request, who: CallerDep) -> str:
 @router.get("/datasets/{name}", response_class=HTMLResponse)
 def dataset_page(request: Request, name: str, who: CallerDep) -> str:
     home = base(request)
-    datasets = who.service.datasets
+    datasets = who.datasets
     found = datasets.get(name)
     rows = [
         [

@@ -107,7 +107,7 @@ def delete_execution(
         raise ConfigurationError(
             f"Deleting {record.id} needs confirmation.", f"Send confirm={record.id} (the execution id)."
         )
-    deletion = who.service.lifecycle.delete_execution(record.id)
+    deletion = who.lifecycle.delete_execution(record.id)
     return action_done(
         request, f"Deleted {record.id}; released {render.size(deletion.bytes_released)}", f"/gears/{gear}"
     )

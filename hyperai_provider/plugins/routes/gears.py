@@ -8,12 +8,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from hyperai_provider.cli.common import human_duration
 from hyperai_provider.models import ExecutionRecord, Visibility
 from hyperai_provider.plugins import render
 from hyperai_provider.plugins.deps import Caller, CallerDep
 from hyperai_provider.plugins.routes import action_done, base
 from hyperai_provider.plugins.schemas import ExecutionOut, GearOut
+from hyperai_provider.units import human_duration
 
 router = APIRouter(tags=["gears"])
 
