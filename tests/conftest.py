@@ -6,12 +6,16 @@ engine answers; with CI=true they fail loudly instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -27,10 +31,21 @@ BASE_IMAGE = "hyperai/base:bookworm-1"
 JUPYTER_IMAGE = "hyperai/jupyter:bookworm-1"
 
 
-def _need(reason: str) -> None:
+def _need(reason: str) -> NoReturn:
+    """The one guard for a missing prerequisite: skip outside CI, fail under CI=true."""
     if IN_CI:
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture
+def root_user() -> None:
+    """Tests that need root (whiteouts, trusted.* xattrs); use through ``needs_root``."""
+    if os.geteuid() != 0:
+        _need("the test needs root (whiteouts and trusted.* xattrs)")
+
+
+needs_root = pytest.mark.usefixtures("root_user")
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +95,7 @@ def service(storage_root: Path):  # type: ignore[no-untyped-def]
 
     svc = GearService(HyperAISettings(storage_root=storage_root, user="alice"))
     yield svc
-    if svc._store is not None:
-        svc.store.dispose()
+    svc.backend.close()
 
 
 @pytest.fixture
@@ -113,3 +127,120 @@ def run_cli(
         env={**os.environ, **(env or {})},
         timeout=300,
     )
+
+
+def wait_for_state(
+    service: Any,
+    execution_id: str,
+    states: Any,
+    timeout: float = 60.0,
+    *,
+    ready: Callable[[Any], bool] | None = None,
+    alive: Callable[[], bool] | None = None,
+    details: Callable[[], object] | None = None,
+) -> Any:
+    """Poll ``service.get(execution_id)`` until its state is one of ``states`` (and ``ready(record)``).
+
+    Fails the test (with the last state seen) on timeout, when the execution closes in a state not asked
+    for, or when ``alive()`` says the process running it has ended. ``details()`` adds to the message.
+    """
+    from hyperai_provider.models import CLOSED_STATES, ExecutionState
+
+    wanted = {states} if isinstance(states, ExecutionState) else set(states)
+    names = "/".join(sorted(state.value for state in wanted))
+    deadline = time.monotonic() + timeout
+
+    def fail(why: str) -> NoReturn:
+        extra = f"\n{details()}" if details is not None else ""
+        pytest.fail(f"{execution_id} never reached {names}: {why}{extra}", pytrace=False)
+
+    last = "no record yet"
+    while True:
+        gone = alive is not None and not alive()  # asked first, so the read below sees its last state
+        try:
+            record = service.get(execution_id)
+        except Exception as error:  # not created yet (or another process is creating the store)
+            last = f"no record yet ({type(error).__name__}: {error})"
+        else:
+            last = f"last state {record.state.value}"
+            if record.state in wanted and (ready is None or ready(record)):
+                return record
+            if record.state in CLOSED_STATES and wanted.isdisjoint(CLOSED_STATES):
+                fail(f"it closed as {record.state.value} ({record.failure_reason})")
+        if gone:
+            fail(f"the process running it ended ({last})")
+        if time.monotonic() > deadline:
+            fail(f"timed out after {timeout:g} s ({last})")
+        time.sleep(0.1)
+
+
+def managed_names(storage_root: Path | None = None) -> set[str]:
+    """Names of the containers this provider made (of one storage root: other tests share the engine)."""
+    from hyperai_provider.core.runner import DockerRunner
+
+    root = str(storage_root) if storage_root else None
+    return {container.name for container in DockerRunner().managed_containers(root)}
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    """A notebook with a markdown title and one code cell per source."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Training")] + [
+        nbformat.v4.new_code_cell(source) for source in sources
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def airflow_api_server(env: dict[str, str], log_path: Path, timeout: float = 90) -> Iterator[str]:
+    """A real `airflow api-server` on 127.0.0.1 (its own process group, stopped on exit); yields its URL."""
+    import httpx
+
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--port", str(port), "--host", "127.0.0.1"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"api-server did not answer; see {log_path}", pytrace=False)
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def airflow_jwt(url: str, user: str, password: str) -> str:
+    """A JWT from the api-server's ``POST /auth/token`` (SimpleAuthManager); the browser's session cookie
+    (``_token``) carries the same kind of token."""
+    import httpx
+
+    response = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
+    assert response.status_code == 201, response.text
+    return str(response.json()["access_token"])

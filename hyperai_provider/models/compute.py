@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import ByteSize, Field, PositiveFloat
+from pydantic import ByteSize, Field, PositiveFloat, field_validator
 
 from hyperai_provider.models.base import FrozenModel, SafeName
+
+DOCKER_MIN_MEMORY = 6 * 1024**2
+"""Docker refuses a memory limit below 6 MiB (and reads 0 as 'unlimited')."""
+DOCKER_MIN_CPUS = 0.01
+"""Docker refuses fewer than 0.01 CPUs (10,000,000 NanoCPUs)."""
 
 
 class ComputeType(FrozenModel):
@@ -18,3 +23,31 @@ class ComputeType(FrozenModel):
     gpu_model: str | None = Field(default=None, description="GPU model, informational (e.g. 'T4').")
     shm_size: ByteSize = Field(default=ByteSize(64 * 1024**2), description="Size of /dev/shm.")
     disk_quota: ByteSize = Field(description="Most bytes the working directory may hold.")
+
+    @field_validator("cpus")
+    @classmethod
+    def _docker_min_cpus(cls, value: float) -> float:
+        if value < DOCKER_MIN_CPUS:
+            raise ValueError(
+                f"cpus {value:g} is below Docker's minimum of {DOCKER_MIN_CPUS}: use 0.01 or more"
+            )
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _docker_min_memory(cls, value: ByteSize) -> ByteSize:
+        if value < DOCKER_MIN_MEMORY:
+            raise ValueError(
+                f"memory {value.human_readable()} is below Docker's minimum of 6 MiB: use e.g. '512MiB' or more"
+            )
+        return value
+
+    @field_validator("shm_size")
+    @classmethod
+    def _positive_shm(cls, value: ByteSize) -> ByteSize:
+        if value <= 0:
+            raise ValueError(
+                f"shm_size {int(value)} is not a size (Docker would read it as its 64 MiB default): "
+                "give a positive size such as '64MiB', or leave it out"
+            )
+        return value

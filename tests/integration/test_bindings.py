@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from hyperai_provider.exceptions import (
 )
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import build_spec
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for_state
 
 pytestmark = pytest.mark.docker
 
@@ -133,12 +132,7 @@ def test_a_running_execution_cannot_be_bound_and_its_dataset_cannot_be_deleted(
 
     worker = threading.Thread(target=run_until_stopped, daemon=True)
     worker.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        running = [r for r in docker_service.executions("bind") if r.state is ExecutionState.RUNNING]
-        if running:
-            break
-        time.sleep(0.1)
+    wait_for_state(docker_service, "bind/1", ExecutionState.RUNNING, 30, alive=worker.is_alive)
     try:
         with pytest.raises(ConflictError, match="is still running"):
             docker_service.run(task(docker_service, {"input1": "bind/1"}, command="true"))

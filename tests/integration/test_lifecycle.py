@@ -12,39 +12,25 @@ from pathlib import Path
 import pytest
 
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.store import GearStore
 from hyperai_provider.exceptions import ConflictError, ExecutionFailedError
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import build_spec
-from tests.conftest import run_cli
-from tests.integration.test_task_execution import managed_names
+from tests.conftest import managed_names, run_cli, wait_for_state
 
 pytestmark = pytest.mark.docker
 
 
-def _containers(client, storage_root: Path) -> list[str]:  # type: ignore[no-untyped-def]
-    return sorted(managed_names(client, storage_root))
-
-
-def _wait_running(storage_root: Path, execution_id: str, timeout: float = 60) -> None:
-    store = GearStore(f"sqlite:///{storage_root / 'store.db'}")
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if store.get_execution(execution_id).state is ExecutionState.RUNNING:
-                    time.sleep(0.5)  # let the command write its first file
-                    return
-            except Exception:
-                pass
-            time.sleep(0.1)
-    finally:
-        store.dispose()
-    raise AssertionError(f"{execution_id} never ran")
+def _containers(storage_root: Path) -> list[str]:
+    return sorted(managed_names(storage_root))
 
 
 def test_sigterm_to_an_airflow_task_stops_the_container_and_records_termination(
-    airflow_home: Path, storage_root: Path, tmp_path: Path, docker_engine, base_image: str
+    airflow_home: Path,
+    storage_root: Path,
+    service: GearService,
+    tmp_path: Path,
+    docker_engine,
+    base_image: str,
 ) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
@@ -67,10 +53,11 @@ def test_sigterm_to_an_airflow_task_stops_the_container_and_records_termination(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_running(storage_root, "hyperai_nap/1")
+        wait_for_state(service, "hyperai_nap/1", ExecutionState.RUNNING, alive=lambda: process.poll() is None)
+        time.sleep(0.5)  # let the command write its first file
         killed_at = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        while _containers(docker_engine, storage_root) and time.monotonic() - killed_at < 10:
+        while _containers(storage_root) and time.monotonic() - killed_at < 10:
             time.sleep(0.05)
         gone_after = time.monotonic() - killed_at
         process.wait(timeout=60)
@@ -88,7 +75,7 @@ def test_sigterm_to_an_airflow_task_stops_the_container_and_records_termination(
 
 
 def test_sigkill_leaves_an_orphan_that_gc_stops_and_marks(
-    storage_root: Path, tmp_path: Path, docker_engine, base_image: str
+    storage_root: Path, service: GearService, tmp_path: Path, docker_engine, base_image: str
 ) -> None:
     project = tmp_path / "orphan"
     project.mkdir()
@@ -108,16 +95,17 @@ def test_sigkill_leaves_an_orphan_that_gc_stops_and_marks(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_running(storage_root, "orphan/1")
+    wait_for_state(service, "orphan/1", ExecutionState.RUNNING, alive=lambda: process.poll() is None)
+    time.sleep(0.5)  # let the command write its first file
     process.kill()
     process.wait(timeout=30)
-    (left_behind,) = _containers(docker_engine, storage_root)  # by the dead worker
+    (left_behind,) = _containers(storage_root)  # by the dead worker
     assert left_behind.startswith("hyperai-orphan-1-")
 
     collected = run_cli("gc", "--json", storage_root=storage_root)
     assert collected.returncode == 0, collected.stderr
     assert '"orphan/1"' in collected.stdout
-    assert _containers(docker_engine, storage_root) == []
+    assert _containers(storage_root) == []
     import json
 
     record = json.loads(run_cli("show", "orphan/1", "--json", storage_root=storage_root).stdout)
@@ -138,7 +126,8 @@ def test_a_running_execution_cannot_be_deleted(docker_service: GearService) -> N
 
     worker = threading.Thread(target=run)
     worker.start()
-    _wait_running(docker_service.settings.storage_root, "life/1")
+    wait_for_state(docker_service, "life/1", ExecutionState.RUNNING, alive=worker.is_alive)
+    time.sleep(0.5)  # let the command start
     try:
         with pytest.raises(ConflictError, match="running execution cannot be deleted.*hyperai stop"):
             docker_service.lifecycle.delete_execution("life/1")

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.runner import DockerRunner
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.exceptions import (
     ConfigurationError,
@@ -20,18 +19,13 @@ from hyperai_provider.exceptions import (
 )
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import ExecutionSpec
+from tests.conftest import managed_names, wait_for_state
 
 pytestmark = pytest.mark.docker
 
 
 def task(**fields) -> ExecutionSpec:  # type: ignore[no-untyped-def]
     return ExecutionSpec.model_validate({"gear": "t", "image": "python", "compute_type": "cpu", **fields})
-
-
-def managed_names(client, storage_root: Path | None = None) -> set[str]:  # type: ignore[no-untyped-def]
-    """Names of the containers this provider made (of one storage root: other tests share the engine)."""
-    del client  # the runner's own query is the one the janitor uses
-    return {c.name for c in DockerRunner().managed_containers(str(storage_root) if storage_root else None)}
 
 
 def test_code_runs_in_home_and_the_working_directory_is_saved(
@@ -71,7 +65,7 @@ def test_code_runs_in_home_and_the_working_directory_is_saved(
         ExecutionState.SAVING,
         ExecutionState.SUCCEEDED,
     ]
-    assert record.container_name not in managed_names(docker_service.runner.client)
+    assert record.container_name not in managed_names()
 
 
 def test_each_execution_has_its_own_working_directory(docker_service: GearService) -> None:
@@ -95,7 +89,7 @@ def test_failure_carries_exit_code_and_last_lines_and_removes_the_container(
     record = docker_service.get("t/1")
     assert record.state is ExecutionState.FAILED
     assert record.failure_reason == "the command exited with code 3"
-    assert managed_names(docker_service.runner.client, docker_service.settings.storage_root) == set()
+    assert managed_names(docker_service.settings.storage_root) == set()
 
 
 def test_out_of_memory_is_named(docker_service: GearService) -> None:
@@ -145,7 +139,7 @@ def test_logs_stream_while_the_container_runs(docker_service: GearService) -> No
     ("fields", "error", "message"),
     [
         ({"compute_type": "h100"}, ConfigurationError, "Unknown compute type 'h100'"),
-        ({"compute_type": "cpu-large"}, ConfigurationError, "the Docker engine has"),
+        ({"compute_type": "huge-cpus"}, ConfigurationError, "asks for 4096 CPUs; the Docker engine has"),
         ({"image": "hyperai/does-not-exist:1", "pull": "never"}, ImageNotFoundError, "pulling is disabled"),
         ({"image": "hyperai/does-not-exist:1"}, ImageNotFoundError, "could not be pulled"),
         ({"image": "nonsense"}, ImageNotFoundError, "not a catalog name"),
@@ -163,13 +157,11 @@ def test_logs_stream_while_the_container_runs(docker_service: GearService) -> No
 def test_bad_input_fails_before_any_container_or_record(
     docker_service: GearService, fields: dict[str, object], error: type[Exception], message: str
 ) -> None:
-    client = docker_service.runner.client
-    if fields.get("compute_type") == "cpu-large" and client.info()["NCPU"] >= 4:
-        pytest.skip("the engine has 4 or more CPUs")
     root = docker_service.settings.storage_root
+    (root / "compute_types.yaml").write_text("huge-cpus:\n  cpus: 4096\n  memory: 1GiB\n  disk_quota: 1GiB\n")
     with pytest.raises(error, match=message):
         docker_service.run(task(command="true", **fields))
-    assert managed_names(client, root) == set()
+    assert managed_names(root) == set()
     assert docker_service.executions() == []
 
 
@@ -193,7 +185,7 @@ def test_gpu_compute_type_without_nvidia_runtime_is_refused_before_create(
     with pytest.raises(EngineError, match="has no NVIDIA runtime") as caught:
         docker_service.run(task(compute_type="t4", command="nvidia-smi"))
     assert "NVIDIA Container Toolkit" in str(caught.value)
-    assert managed_names(client, docker_service.settings.storage_root) == set()
+    assert managed_names(docker_service.settings.storage_root) == set()
 
 
 def test_unreachable_engine_is_explained(storage_root: Path) -> None:
@@ -213,12 +205,7 @@ def test_stop_terminates_a_running_execution(docker_service: GearService) -> Non
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        records = docker_service.executions("t")
-        if records and records[0].state is ExecutionState.RUNNING:
-            break
-        time.sleep(0.1)
+    wait_for_state(docker_service, "t/1", ExecutionState.RUNNING, 30, alive=thread.is_alive)
     stop_started = time.monotonic()
     docker_service.stop("t/1")
     thread.join(timeout=30)

@@ -10,7 +10,7 @@ from hyperai_provider.core.gears import GearService
 from hyperai_provider.exceptions import ConfigurationError, ConflictError, NotFoundError
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import ExecutionSpec
-from tests.unit.test_notebooks import write_notebook
+from tests.conftest import write_notebook
 
 pytestmark = pytest.mark.docker
 
@@ -74,5 +74,5 @@ def test_bad_code_references_fail_before_any_container(
 def test_code_from_a_running_execution_is_refused(docker_service: GearService) -> None:
     plan = docker_service.plan(task(command="true"))
     record = docker_service.create(plan)  # created, not run: its working directory is not saved
-    with pytest.raises(ConflictError, match="not saved yet"):
+    with pytest.raises(ConflictError, match="only a closed execution.s working directory can be used as code"):
         docker_service.plan(task(code_from=record.id, command="true"))

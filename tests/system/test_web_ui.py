@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from hyperai_provider.core.gears import GearService
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.models import AirflowContext, Visibility
 from hyperai_provider.models.spec import ExecutionSpec
+from tests.conftest import _need, airflow_api_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "web_ui"
@@ -180,41 +179,11 @@ def test_unknown_and_private_gears_are_404_and_actions_say_why(client: Any, web:
     assert cross_site.status_code == 403
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_server(web: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `airflow api-server` on SQLite, in its own process group."""
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("api-server") / "api-server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "api-server", "--port", str(port), "--host", "127.0.0.1"],
-        env={**os.environ, **web["env"]},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"api-server did not answer; see {log.name}")
+    with airflow_api_server(web["env"], tmp_path_factory.mktemp("api-server") / "api-server.log") as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 @pytest.mark.docker
@@ -222,7 +191,7 @@ def api_server(web: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.mark.slow
 def test_browser_logs_in_browses_and_continues(api_server: str, web: dict[str, Any]) -> None:
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("chromium/chromedriver missing; run scripts/install_browser.sh")
+        _need("chromium/chromedriver missing; run scripts/install_browser.sh")
     from selenium import webdriver
     from selenium.webdriver.common.by import By
 

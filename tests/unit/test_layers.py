@@ -14,8 +14,7 @@ from hyperai_provider.core.storage import StorageRoot
 from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.exceptions import ConfigurationError
 from hyperai_provider.models import ComputeType, ExecutionRecord, ExecutionState
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts and trusted.* xattrs need root")
+from tests.conftest import needs_root
 
 
 def whiteout(path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from hyperai_provider.core.code import code_files
@@ -12,17 +11,7 @@ from hyperai_provider.core.gears import GearService
 from hyperai_provider.core.notebooks import check_notebooks, default_command, export_script
 from hyperai_provider.exceptions import ConfigurationError
 from hyperai_provider.models.spec import ExecutionSpec
-from tests.conftest import run_cli
-
-
-def write_notebook(path: Path, *sources: str) -> Path:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_markdown_cell("# Training")] + [
-        nbformat.v4.new_code_cell(source) for source in sources
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, path)
-    return path
+from tests.conftest import run_cli, write_notebook
 
 
 def test_export_keeps_code_cells_in_order(tmp_path: Path) -> None:
