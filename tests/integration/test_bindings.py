@@ -224,6 +224,8 @@ def test_cli_adds_a_version_from_an_execution_and_deletes_it(
         storage_root=storage_root, env={"HYPERAI_USER": "bob"},
     )  # fmt: skip
     assert as_bob.returncode != 0 and "does not exist" in as_bob.stderr  # alice's gear is private
-    deleted = run_cli("dataset", "version", "delete", "answers", "1", "--yes", storage_root=storage_root)
+    deleted = run_cli(
+        "dataset", "version", "delete", "answers", "1", "--yes", storage_root=storage_root, env=as_alice
+    )  # fmt: skip
     assert deleted.returncode == 0, deleted.stderr
     assert not linked.exists() and (docker_service.workdir(record) / "answer.txt").read_text() == "42\n"

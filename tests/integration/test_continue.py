@@ -76,10 +76,10 @@ def test_child_changes_stay_in_its_own_layer_and_the_parent_is_byte_identical(
         on_line=lines.append,
     )
     assert grandchild.parent == child.id and len(grandchild.lower_layers) == 2
-    assert docker_service.dependents(parent) == [child, docker_service.get(grandchild.id)]
+    assert docker_service.workdirs.dependents(parent) == [child, docker_service.get(grandchild.id)]
 
     linked = docker_service.storage.temporary_dir("linked-")
-    docker_service.link_workdir(grandchild, linked)
+    docker_service.workdirs.link(grandchild, linked)
     assert sorted(digest(linked)) == ["moved/big.txt", "notes.txt"]
 
 
@@ -124,7 +124,7 @@ def test_copy_fallback_synchronizes_with_progress(storage_root: Path, docker_eng
         ExecutionState.RUNNING,
     ]
     assert any("files/s" in line and "MB/s" in line for line in lines)
-    assert child.lower_layers == [] and "synchronized" in child.extra
+    assert child.lower_layers == [] and child.synchronized
     assert (service.workdir(parent) / "notes.txt").is_file()
     assert (
         not (service.workdir(child) / "notes.txt").exists()
@@ -171,13 +171,12 @@ def test_a_continued_working_directory_mounts_read_only_as_its_merged_view(
 ) -> None:
     import docker
 
-    from hyperai_provider.core import layers
 
     parent = docker_service.run(task(command=PARENT_SCRIPT), on_line=quiet)
     child = docker_service.run(
         task(continue_from=parent.id, command="rm notes.txt && echo c > child.txt"), on_line=quiet
     )
-    mount = docker_service.workdir_mount(child, "/hyperai/input/input0", for_execution=child)
+    mount = docker_service.workdirs.mount(child, "/hyperai/input/input0", for_execution=child)
     assert mount.kind == "volume" and mount.read_only
     client = docker_service.runner.client
     try:
@@ -190,9 +189,9 @@ def test_a_continued_working_directory_mounts_read_only_as_its_merged_view(
             remove=True,
         ).decode()
     finally:
-        layers.remove_execution_volumes(client, child.id)
+        docker_service.runner.remove_execution_volumes(child.id)
     assert output.split() == ["child.txt", "data", "keep", "read-only"]
-    single = docker_service.workdir_mount(parent, "/in", for_execution=child)
+    single = docker_service.workdirs.mount(parent, "/in", for_execution=child)
     assert single.kind == "bind" and single.source == str(docker_service.workdir(parent))
 
 

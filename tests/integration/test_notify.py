@@ -134,7 +134,7 @@ def test_airflow_smtp_connection_feeds_the_notifier(
         port,
         False,
     )
-    docker_service.smtp = settings
+    docker_service.backend.smtp = settings
     subscribe(docker_service, "ntairflow", NotifyEvent.FAILED)
     with pytest.raises(ExecutionFailedError):
         docker_service.run(task("ntairflow", "exit 1"), on_line=lambda _: None)

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.workspace import Workspace, WorkspaceEnd, WorkspaceOptions, Workspaces
+from hyperai_provider.core.workspace import (
+    Workspace,
+    WorkspaceEnd,
+    WorkspaceOptions,
+    Workspaces,
+    workspace_path,
+)
 from hyperai_provider.exceptions import ConfigurationError
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import ExecutionSpec
@@ -23,7 +29,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def workspaces(service: GearService, jupyter_image: str) -> Workspaces:
-    return Workspaces(service)
+    return service.workspaces
 
 
 def spec(gear: str, **fields) -> ExecutionSpec:  # type: ignore[no-untyped-def]
@@ -42,8 +48,11 @@ def call(url: str, method: str = "GET", token: str | None = None, body: object =
         return error.code, None
 
 
-def base(workspace: Workspace) -> str:
-    return workspace.url.removesuffix("/lab")
+def base(workspaces: Workspaces, workspace: Workspace) -> str:
+    """JupyterLab's URL on the Docker host (what the web UI's proxy forwards to)."""
+    upstream = workspaces.upstream(workspace.record)
+    assert upstream is not None, "the workspace is not running"
+    return upstream[0] + workspace_path(workspace.record).rstrip("/")
 
 
 def wait_end(workspaces: Workspaces, id_: str, timeout: float = 60) -> WorkspaceEnd:
@@ -61,7 +70,7 @@ def start(workspaces: Workspaces, gear: str, options: WorkspaceOptions, **fields
 
 
 def test_token_contents_and_shutdown_save_the_working_directory(
-    workspaces: Workspaces, tmp_path: Path
+    workspaces: Workspaces, service: GearService, tmp_path: Path
 ) -> None:
     code = tmp_path / "code"
     code.mkdir()
@@ -70,71 +79,74 @@ def test_token_contents_and_shutdown_save_the_working_directory(
     workspace = start(workspaces, "ws-api", WorkspaceOptions(idle_timeout=None), code=code)
     ready = time.monotonic() - began
     try:
-        assert workspace.url.startswith("http://127.0.0.1:")
-        client = workspaces.service.runner.client
+        assert base(workspaces, workspace).startswith("http://127.0.0.1:")
+        client = service.runner.client
         ports = client.api.inspect_container(workspace.record.container_name)["NetworkSettings"]["Ports"]
         assert [binding["HostIp"] for binding in ports["8888/tcp"]] == ["127.0.0.1"]  # loopback only
-        assert call(base(workspace) + "/api/status", token=workspace.token)[0] == 200
-        assert call(base(workspace) + "/api/status")[0] == 403
-        assert call(base(workspace) + "/api/status", token="wrong")[0] == 403
-        status, listing = call(base(workspace) + "/api/contents", token=workspace.token)
+        assert call(base(workspaces, workspace) + "/api/status", token=workspace.token)[0] == 200
+        assert call(base(workspaces, workspace) + "/api/status")[0] == 403
+        assert call(base(workspaces, workspace) + "/api/status", token="wrong")[0] == 403
+        status, listing = call(base(workspaces, workspace) + "/api/contents", token=workspace.token)
         assert status == 200 and {item["name"] for item in listing["content"]} == {"train.py"}  # type: ignore[index]
         created = call(
-            base(workspace) + "/api/contents/notes.txt",
+            base(workspaces, workspace) + "/api/contents/notes.txt",
             "PUT",
             workspace.token,
             {"type": "file", "format": "text", "content": "written through Jupyter"},
         )
         assert created[0] == 201
-        record = workspaces.service.get(workspace.record.id)
+        record = service.get(workspace.record.id)
         assert record.state is ExecutionState.RUNNING and record.mode.value == "workspace"
         assert workspace.token not in json.dumps(record.model_dump(mode="json"))
-        assert workspaces.url_with_token(record) == workspace.url_with_token
-        root = workspaces.service.settings.storage_root
+        root = service.settings.storage_root
         shown = run_cli("show", record.id, storage_root=root, env={"HYPERAI_USER": "alice"})
-        assert workspace.url_with_token in shown.stdout and "workspace_url" in shown.stdout
+        assert workspace_path(record) + "lab" in shown.stdout and workspace.token not in shown.stdout
         shown = run_cli("show", record.id, storage_root=root, env={"HYPERAI_USER": "bob"})
         # another user does not even learn that a private gear's running workspace exists
         assert shown.returncode == 3 and workspace.token not in shown.stdout + shown.stderr
         shutdown_at = time.monotonic()
-        assert call(base(workspace) + "/api/shutdown", "POST", workspace.token)[0] in (200, 204)
+        assert call(base(workspaces, workspace) + "/api/shutdown", "POST", workspace.token)[0] in (200, 204)
         end = wait_end(workspaces, workspace.record.id)
         record = workspaces.finish(workspace.record.id, end)
         ended = time.monotonic() - shutdown_at
     finally:
-        workspaces.service.runner.remove(workspace.record.container_name)
+        service.runner.remove(workspace.record.container_name)
     print(f"\nJupyterLab answered {ready:.2f} s after start; task closed {ended:.2f} s after shutdown")
     assert end == WorkspaceEnd("succeeded", "shut down from JupyterLab", 0)
-    assert record.state is ExecutionState.SUCCEEDED and record.extra["ended_because"] == end.reason
-    home = workspaces.service.workdir(record)
+    assert record.state is ExecutionState.SUCCEEDED and record.ended_because == end.reason
+    home = service.workdir(record)
     assert (home / "notes.txt").read_text() == "written through Jupyter"
-    assert workspaces.service.storage.is_saved(record.gear, record.number)
-    log = workspaces.service.storage.log_path(record.gear, record.number).read_text()
+    assert service.storage.is_saved(record.gear, record.number)
+    log = service.storage.log_path(record.gear, record.number).read_text()
     assert "Jupyter" in log and workspace.token not in log
-    assert workspaces.url_with_token(record) is None
+    assert workspaces.upstream(record) is None
 
 
-def test_idle_timeout_ends_an_idle_workspace(workspaces: Workspaces) -> None:
+def test_idle_timeout_ends_an_idle_workspace(workspaces: Workspaces, service: GearService) -> None:
     workspace = start(workspaces, "ws-idle", WorkspaceOptions(idle_timeout=2))
     try:
         end = wait_end(workspaces, workspace.record.id, timeout=30)
         record = workspaces.finish(workspace.record.id, end)
     finally:
-        workspaces.service.runner.remove(workspace.record.container_name)
+        service.runner.remove(workspace.record.container_name)
     assert end.state == "succeeded" and end.reason.startswith("idle for")
-    assert record.state is ExecutionState.SUCCEEDED and record.extra["ended_because"].startswith("idle for")
+    assert record.state is ExecutionState.SUCCEEDED and record.ended_because.startswith("idle for")
 
 
-def test_a_busy_kernel_keeps_the_workspace_open_past_the_idle_timeout(workspaces: Workspaces) -> None:
+def test_a_busy_kernel_keeps_the_workspace_open_past_the_idle_timeout(
+    workspaces: Workspaces, service: GearService
+) -> None:
     import uuid
 
     from websockets.sync.client import connect
 
     workspace = start(workspaces, "ws-busy", WorkspaceOptions(idle_timeout=2))
     try:
-        status, kernel = call(base(workspace) + "/api/kernels", "POST", workspace.token, {"name": "python3"})
+        status, kernel = call(
+            base(workspaces, workspace) + "/api/kernels", "POST", workspace.token, {"name": "python3"}
+        )
         assert status == 201
-        channels = base(workspace).replace("http", "ws") + f"/api/kernels/{kernel['id']}/channels"  # type: ignore[index]
+        channels = base(workspaces, workspace).replace("http", "ws") + f"/api/kernels/{kernel['id']}/channels"  # type: ignore[index]
         with connect(channels, additional_headers={"Authorization": f"token {workspace.token}"}) as socket_:
             header = {"msg_id": uuid.uuid4().hex, "session": uuid.uuid4().hex, "username": "test"}
             content = {"code": "import time; time.sleep(7)", "silent": False, "store_history": False}
@@ -153,36 +165,36 @@ def test_a_busy_kernel_keeps_the_workspace_open_past_the_idle_timeout(workspaces
         end = wait_end(workspaces, workspace.record.id, timeout=30)  # idle once the cell finished
         workspaces.finish(workspace.record.id, end)
     finally:
-        workspaces.service.runner.remove(workspace.record.container_name)
+        service.runner.remove(workspace.record.container_name)
     assert end.state == "succeeded" and end.reason.startswith("idle for")
 
 
-def test_max_runtime_terminates_a_busy_workspace(workspaces: Workspaces) -> None:
+def test_max_runtime_terminates_a_busy_workspace(workspaces: Workspaces, service: GearService) -> None:
     workspace = start(workspaces, "ws-max", WorkspaceOptions(idle_timeout=None, max_runtime=2))
     try:
         end = wait_end(workspaces, workspace.record.id, timeout=30)
         record = workspaces.finish(workspace.record.id, end)
     finally:
-        workspaces.service.runner.remove(workspace.record.container_name)
+        service.runner.remove(workspace.record.container_name)
     assert end.state == "terminated" and end.reason == "max_runtime of 2 s reached"
     assert record.state is ExecutionState.TERMINATED and record.saved_completely
-    assert record.failure_reason == end.reason
+    assert record.failure_reason == f"terminated: {end.reason}" and record.ended_because == end.reason
 
 
-def test_stop_terminates_the_workspace(workspaces: Workspaces) -> None:
+def test_stop_terminates_the_workspace(workspaces: Workspaces, service: GearService) -> None:
     workspace = start(workspaces, "ws-stop", WorkspaceOptions(idle_timeout=None))
     try:
-        workspaces.service.stop(workspace.record.id, "stopped by user")
+        service.stop(workspace.record.id, "stopped by user")
         end = wait_end(workspaces, workspace.record.id)
         record = workspaces.finish(workspace.record.id, end)
     finally:
-        workspaces.service.runner.remove(workspace.record.container_name)
+        service.runner.remove(workspace.record.container_name)
     assert end.state == "terminated" and end.reason == "stopped by user"
     assert record.state is ExecutionState.TERMINATED and record.saved_completely
 
 
 def test_an_image_without_jupyterlab_fails_before_anything_starts(
-    workspaces: Workspaces, base_image: str
+    workspaces: Workspaces, service: GearService, base_image: str
 ) -> None:
     began = time.monotonic()
     with pytest.raises(ConfigurationError, match="has no JupyterLab") as caught:
@@ -191,10 +203,12 @@ def test_an_image_without_jupyterlab_fails_before_anything_starts(
     assert "scripts/build_images.sh --only jupyter" in str(caught.value)
     with pytest.raises(ConfigurationError, match="has no JupyterLab"):
         workspaces.plan(spec("ws-noimg", image="python"), WorkspaceOptions())
-    assert workspaces.service.executions() == []
+    assert service.executions() == []
 
 
-def test_a_port_that_cannot_be_bound_fails_before_anything_starts(workspaces: Workspaces) -> None:
+def test_a_port_that_cannot_be_bound_fails_before_anything_starts(
+    workspaces: Workspaces, service: GearService
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -203,17 +217,19 @@ def test_a_port_that_cannot_be_bound_fails_before_anything_starts(workspaces: Wo
             workspaces.plan(spec("ws-port"), WorkspaceOptions(host_port=port))
     with pytest.raises(ConfigurationError, match="Cannot bind"):
         workspaces.plan(spec("ws-port"), WorkspaceOptions(host_address="192.0.2.1"))
-    assert workspaces.service.executions() == []
+    assert service.executions() == []
 
 
-def test_the_trigger_yields_one_event_when_jupyterlab_is_shut_down(workspaces: Workspaces) -> None:
+def test_the_trigger_yields_one_event_when_jupyterlab_is_shut_down(
+    workspaces: Workspaces, service: GearService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
 
     from hyperai_provider.triggers.workspace import WorkspaceTrigger
 
     workspace = start(workspaces, "ws-trigger", WorkspaceOptions(idle_timeout=None))
-    settings = workspaces.service.settings
-    trigger = WorkspaceTrigger(workspace.record.id, str(settings.storage_root), poll_interval=0.2)
+    monkeypatch.setenv("HYPERAI_STORAGE_ROOT", str(service.settings.storage_root))  # the hook's resolver
+    trigger = WorkspaceTrigger(workspace.record.id, poll_interval=0.2)
     classpath, kwargs = trigger.serialize()
     assert classpath == "hyperai_provider.triggers.workspace.WorkspaceTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs  # plain values only
@@ -224,7 +240,7 @@ def test_the_trigger_yields_one_event_when_jupyterlab_is_shut_down(workspaces: W
         runner = asyncio.ensure_future(_collect(WorkspaceTrigger(**kwargs), events))
         await asyncio.sleep(1)
         assert not runner.done()  # still waiting: the workspace is open
-        await asyncio.to_thread(call, base(workspace) + "/api/shutdown", "POST", workspace.token)
+        await asyncio.to_thread(call, base(workspaces, workspace) + "/api/shutdown", "POST", workspace.token)
         await asyncio.wait_for(runner, 30)
         return events
 
@@ -235,7 +251,7 @@ def test_the_trigger_yields_one_event_when_jupyterlab_is_shut_down(workspaces: W
             WorkspaceEnd(**{k: events[0].payload[k] for k in ("state", "reason", "exit_code")}),
         )  # type: ignore[attr-defined]
     finally:
-        workspaces.service.runner.remove(workspace.record.container_name)
+        service.runner.remove(workspace.record.container_name)
     assert len(events) == 1
     payload = events[0].payload  # type: ignore[attr-defined]
     assert payload["status"] == "ended" and payload["state"] == "succeeded" and payload["exit_code"] == 0

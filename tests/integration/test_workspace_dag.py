@@ -15,10 +15,10 @@ import pytest
 
 from hyperai_provider.core.gears import GearService
 from hyperai_provider.core.settings import HyperAISettings
-from hyperai_provider.core.workspace import EXTRA_URL, Workspaces
+from hyperai_provider.core.workspace import workspace_path
 from hyperai_provider.links import JupyterLabLink
 from hyperai_provider.models import ExecutionState
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, wait_for_state
 from tests.system.dagtest import DagRunResult, airflow_dags_test
 
 pytestmark = [pytest.mark.docker, pytest.mark.airflow]
@@ -63,19 +63,24 @@ def test_workspace_then_task_with_the_workspaces_code(
         target=lambda: results.append(airflow_dags_test(DAG_ID, airflow_home, ROOT / "dags", storage_root))
     )
     runner.start()
-    workspaces = Workspaces(GearService(HyperAISettings(storage_root=storage_root)))
+    service = GearService(HyperAISettings(storage_root=storage_root))
+    workspaces = service.workspaces
     try:
         deadline = time.monotonic() + 120
-        while True:
-            assert time.monotonic() < deadline and runner.is_alive(), results and results[0].output[-4000:]
-            records = workspaces.service.executions(DAG_ID) if (storage_root / "store.db").exists() else []
-            if records and records[0].state is ExecutionState.RUNNING and EXTRA_URL in records[0].extra:
-                break
-            time.sleep(0.3)
-        record = records[0]
+        record = wait_for_state(
+            service,
+            f"{DAG_ID}/1",
+            ExecutionState.RUNNING,
+            120,
+            ready=lambda running: running.workspace is not None and running.workspace.host_port is not None,
+            alive=runner.is_alive,
+            details=lambda: results and results[0].output[-4000:],
+        )
         token = workspaces.token(record)
         assert token
-        base = record.extra[EXTRA_URL].removesuffix("/lab")
+        upstream = workspaces.upstream(record)
+        assert upstream is not None
+        base = upstream[0] + workspace_path(record).rstrip("/")
         while True:  # the record says running once the container started; JupyterLab answers a little later
             try:
                 jupyter(base + "/api/status", token)
@@ -87,7 +92,7 @@ def test_workspace_then_task_with_the_workspaces_code(
         while link_value(airflow_home) is None:  # pushed right after JupyterLab answered
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        assert link_value(airflow_home) == f"{record.extra[EXTRA_URL]}?token={token}"  # "Open JupyterLab"
+        assert link_value(airflow_home) == workspace_path(record) + "lab"  # "Open JupyterLab", through the proxy
         edited = "print('promoted from the workspace')\n"
         assert jupyter(
             base + "/api/contents/train.py",
@@ -100,9 +105,9 @@ def test_workspace_then_task_with_the_workspaces_code(
         runner.join(timeout=240)
     finally:  # never leave the DAG run waiting for a user: a failed assertion stops the workspace
         if runner.is_alive():
-            for leftover in workspaces.service.executions(DAG_ID):
+            for leftover in service.executions(DAG_ID):
                 if not leftover.closed:
-                    workspaces.service.stop(leftover.id, "test failed")
+                    service.stop(leftover.id, "test failed")
             runner.join(timeout=120)
     result = results[0]
     started, ended = task_times(result, "develop")
@@ -127,4 +132,4 @@ def test_workspace_then_task_with_the_workspaces_code(
         in (storage_root / "gears" / DAG_ID / str(shown["number"]) / "output.log").read_text()
     )
     closed = json.loads(run_cli("show", record.id, "--json", storage_root=storage_root).stdout)
-    assert closed["state"] == "succeeded" and closed["extra"]["ended_because"] == "shut down from JupyterLab"
+    assert closed["state"] == "succeeded" and closed["ended_because"] == "shut down from JupyterLab"
