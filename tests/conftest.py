@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BASE_IMAGE = "hyperai/base:bookworm-1"
 JUPYTER_IMAGE = "hyperai/jupyter:bookworm-1"
+PYTORCH_IMAGE = "hyperai/pytorch:2.14-bookworm-1"
+TENSORFLOW_IMAGE = "hyperai/tensorflow:2.21-bookworm-1"
 
 
 def _need(reason: str) -> NoReturn:
@@ -78,6 +82,16 @@ def base_image(docker_engine) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def jupyter_image(docker_engine) -> str:  # type: ignore[no-untyped-def]
     return _image(docker_engine, JUPYTER_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def pytorch_image(docker_engine) -> str:  # type: ignore[no-untyped-def]
+    return _image(docker_engine, PYTORCH_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def tensorflow_image(docker_engine) -> str:  # type: ignore[no-untyped-def]
+    return _image(docker_engine, TENSORFLOW_IMAGE)
 
 
 @pytest.fixture
@@ -244,3 +258,30 @@ def airflow_jwt(url: str, user: str, password: str) -> str:
     response = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
     assert response.status_code == 201, response.text
     return str(response.json()["access_token"])
+
+
+class Inbox:
+    """A real local SMTP server's received messages (aiosmtpd)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    """A real SMTP server on a free local port, named by ``HYPERAI_SMTP_*`` for the test's duration."""
+    from aiosmtpd.controller import Controller
+
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("HYPERAI_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("HYPERAI_SMTP_PORT", str(port))
+    monkeypatch.setenv("HYPERAI_SMTP_FROM", "hyperai@example.test")
+    yield handler
+    controller.stop()

@@ -4,48 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from hyperai_provider.core.gears import GearService
 from hyperai_provider.exceptions import ExecutionFailedError
 from hyperai_provider.models import ExecutionState, NotificationSettings, NotifyEvent
 from hyperai_provider.models.spec import ExecutionSpec
+from tests.conftest import Inbox, free_port
 
 pytestmark = pytest.mark.docker
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    handler = Inbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("HYPERAI_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("HYPERAI_SMTP_PORT", str(port))
-    monkeypatch.setenv("HYPERAI_SMTP_FROM", "hyperai@example.test")
-    yield handler
-    controller.stop()
 
 
 def task(gear: str, command: str) -> ExecutionSpec:
