@@ -98,7 +98,7 @@ def test_the_trigger_rebuilds_its_service_from_the_connection_with_extras(
         "AIRFLOW_CONN_SMTP_DEFAULT",
         json.dumps({"conn_type": "smtp", "host": "mail.example.test", "port": 2525, "extra": {"from_email": "a@b.c"}}),
     )
-    classpath, kwargs = WorkspaceTrigger("g/1", poll_interval=1).serialize()
+    _, kwargs = WorkspaceTrigger("g/1", poll_interval=1).serialize()
     assert kwargs == {"execution_id": "g/1", "hyperai_conn_id": "hyperai_default", "poll_interval": 1}
     backend = WorkspaceTrigger(**kwargs).workspaces().backend
     assert backend.settings.storage_root == root and backend.settings.overlay == "off"
