@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hyperai_provider.core.catalog import Catalogs
-from hyperai_provider.core.notify import SmtpSettings
 from hyperai_provider.core.runner import (
     LABEL_EXECUTION,
     LABEL_GEAR,
@@ -21,7 +20,7 @@ from hyperai_provider.core.runner import (
     LABEL_STORAGE_ROOT,
     DockerRunner,
 )
-from hyperai_provider.core.settings import HyperAISettings
+from hyperai_provider.core.settings import HyperAISettings, SmtpSettings
 from hyperai_provider.core.storage import StorageRoot
 from hyperai_provider.core.store import GearStore
 from hyperai_provider.models import ExecutionRecord, RunnerIdentity

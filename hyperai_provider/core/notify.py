@@ -1,6 +1,6 @@
 """Email notifications when an execution closes, through an smtplib-compatible backend.
 
-SMTP settings come from ``HYPERAI_SMTP_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD`` / ``_STARTTLS`` /
+SMTP settings (:class:`~core.settings.SmtpSettings`) come from ``HYPERAI_SMTP_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD`` / ``_STARTTLS`` /
 ``_FROM`` (the Airflow adapter fills them from Airflow's SMTP connection). A failure to send is logged
 and never changes the execution's outcome.
 """
@@ -8,44 +8,18 @@ and never changes the execution's outcome.
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
 from collections.abc import Callable
-from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+from hyperai_provider.core.settings import SmtpSettings
 from hyperai_provider.models import ExecutionRecord, ExecutionState, NotifyEvent
 
 if TYPE_CHECKING:
     from hyperai_provider.core.backend import Backend
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 25
-    user: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    sender: str = "hyperai@localhost"
-    timeout: float = 10.0
-
-    @classmethod
-    def from_env(cls) -> SmtpSettings | None:
-        host = os.environ.get("HYPERAI_SMTP_HOST")
-        if not host:
-            return None
-        return cls(
-            host=host,
-            port=int(os.environ.get("HYPERAI_SMTP_PORT", "25")),
-            user=os.environ.get("HYPERAI_SMTP_USER") or None,
-            password=os.environ.get("HYPERAI_SMTP_PASSWORD") or None,
-            starttls=os.environ.get("HYPERAI_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
-            sender=os.environ.get("HYPERAI_SMTP_FROM", "hyperai@localhost"),
-        )
 
 
 SmtpFactory = Callable[[SmtpSettings], smtplib.SMTP]

@@ -62,3 +62,28 @@ class HyperAISettings:
         if isinstance(values["storage_root"], str):
             values["storage_root"] = Path(str(values["storage_root"])).expanduser().absolute()
         return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 25
+    user: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    sender: str = "hyperai@localhost"
+    timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> SmtpSettings | None:
+        host = os.environ.get("HYPERAI_SMTP_HOST")
+        if not host:
+            return None
+        return cls(
+            host=host,
+            port=int(os.environ.get("HYPERAI_SMTP_PORT", "25")),
+            user=os.environ.get("HYPERAI_SMTP_USER") or None,
+            password=os.environ.get("HYPERAI_SMTP_PASSWORD") or None,
+            starttls=os.environ.get("HYPERAI_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+            sender=os.environ.get("HYPERAI_SMTP_FROM", "hyperai@localhost"),
+        )

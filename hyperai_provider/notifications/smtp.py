@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
-from hyperai_provider.core.notify import SmtpSettings
+from hyperai_provider.core.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 
