@@ -18,8 +18,8 @@ from hyperai_provider.core.notebooks import export_into
 from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.planner import ExecutionPlan, build_command
 from hyperai_provider.core.quota import over_disk_quota
+from hyperai_provider.core.records import revise
 from hyperai_provider.core.runner import ContainerResult, ContainerSpec, MountSpec
-from hyperai_provider.core.store import revise
 from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import (
@@ -229,6 +229,10 @@ class Executions:
             self.closer.close(record.id, Outcome(ExecutionState.FAILED, error.headline))
             raise
         except OSError as error:
+            engine = runner.engine_failure(error)  # requests' ConnectionError is an OSError too
+            if engine is not None:
+                self.closer.close(record.id, Outcome(ExecutionState.FAILED, engine.headline, saved_completely=False))
+                raise engine from error
             failure = StorageError.from_os_error(error, f"preparing {record.id}")
             self.closer.close(record.id, Outcome(ExecutionState.FAILED, failure.headline))
             raise failure from error

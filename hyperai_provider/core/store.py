@@ -7,31 +7,26 @@ truth, the columns serve queries. Safe for several processes: SQLite writes take
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
-from hyperai_provider.exceptions import ConfigurationError, ConflictError, NotFoundError
+from hyperai_provider.core.records import advance, document_of, parse_record, read_records
+from hyperai_provider.exceptions import ConflictError, NotFoundError
 from hyperai_provider.models import (
-    ALLOWED_TRANSITIONS,
     Dataset,
     DatasetVersion,
     ExecutionRecord,
     ExecutionState,
     Gear,
-    StateChange,
     execution_id,
 )
-from hyperai_provider.models.base import utcnow
 
-log = logging.getLogger(__name__)
+Named = TypeVar("Named", Gear, Dataset)
 
 metadata = sa.MetaData()
 
@@ -97,35 +92,6 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
-def _document(record: ExecutionRecord) -> str:
-    """The JSON kept for ``record``, checked to read back as the same record before anything is written:
-    one bad write must never make a gear's history unreadable."""
-    document = record.model_dump_json()
-    try:
-        ExecutionRecord.model_validate_json(document)
-    except ValidationError as error:
-        raise ConfigurationError(
-            f"Execution {record.id} would be stored in a form that cannot be read back: {error.errors()[0]['msg']}.",
-            "This is a bug in the caller: the record was changed without validation.",
-        ) from error
-    return document
-
-
-def _read_executions(rows: Sequence[Any]) -> list[ExecutionRecord]:
-    """Records from rows; an unreadable row is skipped and logged, never breaks a listing."""
-    records = []
-    for row in rows:
-        try:
-            records.append(ExecutionRecord.model_validate_json(row.document))
-        except ValidationError as error:
-            log.warning("Skipped an unreadable execution record (%s): %s", _row_id(row), error.errors()[0]["msg"])
-    return records
-
-
-def _row_id(row: Any) -> str:
-    return str(getattr(row, "id", None) or "unknown id")
-
-
 class GearStore:
     """All persistent records. One instance per process is enough; it is thread-safe through its pool."""
 
@@ -144,44 +110,60 @@ class GearStore:
 
     # -- gears -------------------------------------------------------------------------------------
 
+    def _named(self, connection: Connection, model: type[Named], name: str) -> Named | None:
+        table = _TABLES[model]
+        row = connection.execute(sa.select(table.c.document).where(table.c.name == name)).first()
+        return model.model_validate_json(row.document) if row is not None else None
+
+    def _get(self, model: type[Named], name: str) -> Named:
+        with self.engine.connect() as connection:
+            found = self._named(connection, model, name)
+        if found is None:
+            raise _missing(model, name)
+        return found
+
+    def _list(self, model: type[Named]) -> list[Named]:
+        table = _TABLES[model]
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(table.c.document).order_by(table.c.name)).all()
+        return [model.model_validate_json(row.document) for row in rows]
+
+    def _update(self, model: type[Named], name: str, change: Callable[[Named], Named]) -> Named:
+        """Read, change, validate and write one gear or dataset atomically."""
+        table = _TABLES[model]
+        with self._write() as connection:
+            current = self._named(connection, model, name)
+            if current is None:
+                raise _missing(model, name)
+            changed = model.model_validate(change(current).model_dump())
+            values: dict[str, Any] = {"document": changed.model_dump_json()}
+            if model is Gear:
+                values["owner"] = changed.owner
+            connection.execute(table.update().where(table.c.name == name).values(**values))
+            return changed
+
+    # -- gears -------------------------------------------------------------------------------------
+
     def ensure_gear(self, name: str, owner: str) -> Gear:
         """Return the gear, creating it (owned by ``owner``) on first use."""
         with self._write() as connection:
-            row = connection.execute(sa.select(gears_table).where(gears_table.c.name == name)).first()
-            if row is not None:
-                return Gear.model_validate_json(row.document)
+            gear = self._named(connection, Gear, name)
+            if gear is not None:
+                return gear
             gear = Gear(name=name, owner=owner)
             connection.execute(
-                gears_table.insert().values(
-                    name=name, owner=owner, next_number=1, document=gear.model_dump_json()
-                )
+                gears_table.insert().values(name=name, owner=owner, next_number=1, document=gear.model_dump_json())
             )
             return gear
 
     def get_gear(self, name: str) -> Gear:
-        with self.engine.connect() as connection:
-            row = connection.execute(sa.select(gears_table).where(gears_table.c.name == name)).first()
-        if row is None:
-            raise NotFoundError(f"Gear {name!r} does not exist.", "List gears with `hyperai gears`.")
-        return Gear.model_validate_json(row.document)
+        return self._get(Gear, name)
 
     def list_gears(self) -> list[Gear]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(gears_table).order_by(gears_table.c.name)).all()
-        return [Gear.model_validate_json(row.document) for row in rows]
+        return self._list(Gear)
 
     def update_gear(self, name: str, change: Callable[[Gear], Gear]) -> Gear:
-        with self._write() as connection:
-            row = connection.execute(sa.select(gears_table).where(gears_table.c.name == name)).first()
-            if row is None:
-                raise NotFoundError(f"Gear {name!r} does not exist.", "List gears with `hyperai gears`.")
-            gear = change(Gear.model_validate_json(row.document))
-            connection.execute(
-                gears_table.update()
-                .where(gears_table.c.name == name)
-                .values(owner=gear.owner, document=gear.model_dump_json())
-            )
-            return gear
+        return self._update(Gear, name, change)
 
     def delete_gear_row(self, name: str) -> None:
         with self._write() as connection:
@@ -214,7 +196,7 @@ class GearStore:
             "number": record.number,
             "state": record.state.value,
             "parent": record.parent,
-            "document": _document(record),
+            "document": document_of(record),
         }
 
     def get_execution(self, id_: str) -> ExecutionRecord:
@@ -226,7 +208,7 @@ class GearStore:
             raise NotFoundError(
                 f"Execution {id_!r} does not exist.", "List executions with `hyperai executions GEAR`."
             )
-        return _parse_execution(id_, row.document)
+        return parse_record(id_, row.document)
 
     def list_executions(
         self, gear: str | None = None, states: set[ExecutionState] | None = None
@@ -240,7 +222,7 @@ class GearStore:
             query = query.where(executions_table.c.state.in_([state.value for state in states]))
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return _read_executions(rows)
+        return read_records(rows)
 
     def children_of(self, id_: str) -> list[ExecutionRecord]:
         query = sa.select(executions_table.c.id, executions_table.c.document).where(
@@ -248,7 +230,7 @@ class GearStore:
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return _read_executions(rows)
+        return read_records(rows)
 
     def update_execution(
         self, id_: str, change: Callable[[ExecutionRecord], ExecutionRecord]
@@ -260,7 +242,7 @@ class GearStore:
             ).first()
             if row is None:
                 raise NotFoundError(f"Execution {id_!r} does not exist.")
-            record = change(_parse_execution(id_, row.document))
+            record = change(parse_record(id_, row.document))
             values = self._execution_row(record)
             values.pop("id")
             connection.execute(executions_table.update().where(executions_table.c.id == id_).values(**values))
@@ -284,42 +266,23 @@ class GearStore:
 
     def create_dataset(self, dataset: Dataset) -> Dataset:
         with self._write() as connection:
-            exists = connection.execute(
-                sa.select(datasets_table.c.name).where(datasets_table.c.name == dataset.name)
-            ).first()
-            if exists:
+            if self._named(connection, Dataset, dataset.name) is not None:
                 raise ConflictError(
                     f"Dataset {dataset.name!r} already exists.", "Add a version to it, or pick another name."
                 )
             connection.execute(
-                datasets_table.insert().values(
-                    name=dataset.name, next_version=1, document=dataset.model_dump_json()
-                )
+                datasets_table.insert().values(name=dataset.name, next_version=1, document=dataset.model_dump_json())
             )
         return dataset
 
     def get_dataset(self, name: str) -> Dataset:
-        with self.engine.connect() as connection:
-            row = connection.execute(sa.select(datasets_table).where(datasets_table.c.name == name)).first()
-        if row is None:
-            raise NotFoundError(f"Dataset {name!r} does not exist.", "List datasets with `hyperai datasets`.")
-        return Dataset.model_validate_json(row.document)
+        return self._get(Dataset, name)
 
     def list_datasets(self) -> list[Dataset]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(datasets_table).order_by(datasets_table.c.name)).all()
-        return [Dataset.model_validate_json(row.document) for row in rows]
+        return self._list(Dataset)
 
     def update_dataset(self, name: str, change: Callable[[Dataset], Dataset]) -> Dataset:
-        with self._write() as connection:
-            row = connection.execute(sa.select(datasets_table).where(datasets_table.c.name == name)).first()
-            if row is None:
-                raise NotFoundError(f"Dataset {name!r} does not exist.", "List datasets with `hyperai datasets`.")
-            dataset = Dataset.model_validate(change(Dataset.model_validate_json(row.document)).model_dump())
-            connection.execute(
-                datasets_table.update().where(datasets_table.c.name == name).values(document=dataset.model_dump_json())
-            )
-            return dataset
+        return self._update(Dataset, name, change)
 
     def reserve_dataset_version(self, name: str) -> int:
         """Take the dataset's next version number (never reused, even if the write fails)."""
@@ -371,43 +334,10 @@ class GearStore:
             connection.execute(datasets_table.delete().where(datasets_table.c.name == name))
 
 
-def _parse_execution(id_: str, document: str) -> ExecutionRecord:
-    try:
-        return ExecutionRecord.model_validate_json(document)
-    except ValidationError as error:
-        raise ConflictError(
-            f"The stored record of execution {id_} cannot be read ({error.errors()[0]['msg']}).",
-            f"Delete it with `hyperai delete {id_} --yes`; other executions are not affected.",
-        ) from error
+_TABLES: dict[type[Gear] | type[Dataset], sa.Table] = {Gear: gears_table, Dataset: datasets_table}
 
 
-def revise(record: ExecutionRecord, **fields: Any) -> ExecutionRecord:
-    """``record`` with ``fields`` changed, the whole record validated again (``model_copy`` would not)."""
-    try:
-        return ExecutionRecord.model_validate({**record.model_dump(), **fields})
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConfigurationError(f"Invalid change to execution {record.id}: {problems}.") from error
-
-
-def advance(
-    record: ExecutionRecord, state: ExecutionState, message: str = "", **fields: Any
-) -> ExecutionRecord:
-    """Return ``record`` moved to ``state`` with ``fields`` set, validated as a whole; refuse transitions
-    the state machine does not allow."""
-    if state is not record.state and state not in ALLOWED_TRANSITIONS[record.state]:
-        raise ConflictError(
-            f"Execution {record.id} cannot go from {record.state.value} to {state.value}.",
-            "It is already closed." if record.closed else None,
-        )
-    now: datetime = utcnow()
-    update: dict[str, Any] = {
-        "state": state,
-        "history": [*record.history, StateChange(state=state, at=now, message=message)],
-        **fields,
-    }
-    if state is ExecutionState.RUNNING and record.started_at is None:
-        update["started_at"] = now
-    if state.closed:
-        update["ended_at"] = now
-    return revise(record, **update)
+def _missing(model: type[Gear] | type[Dataset], name: str) -> NotFoundError:
+    if model is Gear:
+        return NotFoundError(f"Gear {name!r} does not exist.", "List gears with `hyperai gears`.")
+    return NotFoundError(f"Dataset {name!r} does not exist.", "List datasets with `hyperai datasets`.")

@@ -28,7 +28,7 @@ from hyperai_provider.core.closer import TOKEN_FILE, Closer, Outcome
 from hyperai_provider.core.executions import Executions, LineSink
 from hyperai_provider.core.planner import ExecutionPlan, Planner
 from hyperai_provider.core.quota import over_disk_quota
-from hyperai_provider.core.store import advance, revise
+from hyperai_provider.core.records import advance, revise
 from hyperai_provider.exceptions import ConfigurationError, EngineError, HyperAIError
 from hyperai_provider.models import HOME, ExecutionMode, ExecutionRecord, ExecutionState, WorkspaceInfo
 from hyperai_provider.models.spec import ExecutionSpec

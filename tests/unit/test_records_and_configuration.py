@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.store import advance, executions_table
+from hyperai_provider.core.records import advance
+from hyperai_provider.core.store import executions_table
 from hyperai_provider.exceptions import ConfigurationError, ConflictError
 from hyperai_provider.models import ComputeType, ExecutionRecord, ExecutionState
 
