@@ -15,6 +15,7 @@ from typing import Any
 
 from hyperai_provider.core import layers
 from hyperai_provider.core.backend import Backend
+from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import StorageError
 from hyperai_provider.models import ExecutionMode, ExecutionRecord, ExecutionState
@@ -111,22 +112,21 @@ class Closer:
             log.warning("Could not stop %s: %s", record.container_name, getattr(error, "headline", None) or error)
 
     def _keep_workspace_output(self, record: ExecutionRecord) -> None:
-        """Append JupyterLab's output to the execution's log (token redacted) before the container goes."""
-        folder = self.backend.storage.execution_dir(record.gear, record.number)
+        """Append JupyterLab's output to the execution's log (bounded, token redacted) before the
+        container goes."""
+        storage = self.backend.storage
         try:
-            text = self.backend.runner.container_output(record.container_name).decode("utf-8", errors="replace")
-        except Exception as error:
-            log.warning("Could not keep the output of %s: %s", record.id, error)
-            return
-        try:
-            token = (folder / TOKEN_FILE).read_text().strip()
+            token = (storage.execution_dir(record.gear, record.number) / TOKEN_FILE).read_text().strip()
         except OSError:
             token = ""
-        if token:
-            text = text.replace(token, "<token>")
-        if text:
-            with self.backend.storage.log_path(record.gear, record.number).open("a", encoding="utf-8") as out:
-                out.write(text)
+        try:
+            with OutputLog(storage.log_path(record.gear, record.number), int(record.compute.disk_quota)) as out:
+                self.backend.runner.output_lines(
+                    record.container_name,
+                    lambda line: out.write_line(line.replace(token, "<token>") if token else line),
+                )
+        except Exception as error:
+            log.warning("Could not keep the output of %s: %s", record.id, getattr(error, "headline", None) or error)
 
     def _notify(self, record: ExecutionRecord, last_lines: list[str] | None) -> None:
         """Send the gear's notification; never raises (it must not change the execution's outcome)."""
