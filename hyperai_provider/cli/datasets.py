@@ -1,4 +1,4 @@
-"""``hyperai datasets`` and ``hyperai dataset create|show|version add|version delete|delete``."""
+"""``hyperai datasets`` and ``hyperai dataset create|show|visibility|version add|version delete|delete``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hyperai_provider.cli.common import (
     print_table,
     service_from,
 )
+from hyperai_provider.models import Visibility
 
 
 def register(subparsers: Any) -> None:
@@ -25,10 +26,16 @@ def register(subparsers: Any) -> None:
     dataset = subparsers.add_parser("dataset", help="create, show and delete datasets and their versions")
     commands = dataset.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
 
-    create = commands.add_parser("create", help="create an empty dataset")
+    create = commands.add_parser("create", help="create an empty dataset (private unless --public)")
     create.add_argument("name")
     create.add_argument("--description", default="")
+    create.add_argument("--public", action="store_true", help="every user may list, read and bind it")
     create.set_defaults(handler=create_dataset)
+
+    visibility = commands.add_parser("visibility", help="make a dataset public or private (owner only)")
+    visibility.add_argument("name")
+    visibility.add_argument("visibility", choices=[v.value for v in Visibility])
+    visibility.set_defaults(handler=set_visibility)
 
     show = commands.add_parser("show", help="a dataset and its versions")
     show.add_argument("name")
@@ -67,6 +74,7 @@ def list_datasets(args: argparse.Namespace) -> int:
             [
                 dataset.name,
                 dataset.owner,
+                dataset.visibility.value,
                 len(versions),
                 latest or "-",
                 human_bytes(sum(v.bytes for v in versions)),
@@ -75,13 +83,20 @@ def list_datasets(args: argparse.Namespace) -> int:
     if args.json:
         print_json(documents)
     else:
-        print_table(["name", "owner", "versions", "latest", "storage"], rows)
+        print_table(["name", "owner", "visibility", "versions", "latest", "storage"], rows)
     return 0
 
 
 def create_dataset(args: argparse.Namespace) -> int:
-    dataset = service_from(args).datasets.create(args.name, args.description)
-    print(f"created dataset {dataset.name}")
+    visibility = Visibility.PUBLIC if args.public else Visibility.PRIVATE
+    dataset = service_from(args).datasets.create(args.name, args.description, visibility)
+    print(f"created dataset {dataset.name} ({dataset.visibility.value})")
+    return 0
+
+
+def set_visibility(args: argparse.Namespace) -> int:
+    dataset = service_from(args).datasets.set_visibility(args.name, Visibility(args.visibility))
+    print(f"dataset {dataset.name} is {dataset.visibility.value}")
     return 0
 
 
@@ -103,7 +118,7 @@ def show_dataset(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"dataset {dataset.name} (owner {dataset.owner or '-'}) {dataset.description}".rstrip())
+    print(f"dataset {dataset.name} (owner {dataset.owner or '-'}, {dataset.visibility.value}) {dataset.description}".rstrip())
     print_table(
         ["version", "files", "size", "created", "source"],
         [
