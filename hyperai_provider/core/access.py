@@ -88,12 +88,13 @@ class Access:
     def require_runnable(self, name: str) -> None:
         """Executions run only in one's own gear (a new name becomes the caller's gear)."""
         try:
-            gear = self.gear(name)
+            gear = self.store.get_gear(name)  # not self.gear(): a private gear of another user counts too
         except NotFoundError:
-            return  # new, or another user's private gear: creating an execution there fails below
+            return  # new: it becomes the caller's gear
         if not self.owns(gear):
+            whose = repr(gear.owner) if self.can_see(gear) else "another user"  # a private owner stays private
             raise ConflictError(
-                f"Gear {name!r} belongs to {gear.owner!r}; executions run only in their owner's gear.",
+                f"Gear {name!r} belongs to {whose}; executions run only in their owner's gear.",
                 "Use a gear name of your own (gear=...).",
             )
 
