@@ -6,15 +6,30 @@
 #   hyperai/jupyter:bookworm-1  FROM the base: JupyterLab (+ nbconvert, ipykernel) in the venv
 #                               /opt/jupyter (system site packages visible, so numpy imports),
 #                               installed from wheels downloaded on the host.
+#   hyperai/pytorch:2.14-bookworm-1
+#                               FROM the base: torch + torchvision (PyPI's Linux wheels, with the CUDA
+#                               libraries they depend on: GPU when the container gets one, CPU
+#                               otherwise), openbayestool and the scientific stack.
+#   hyperai/tensorflow:2.21-bookworm-1
+#                               FROM the base: tensorflow (CPU; PyPI's wheel brings no CUDA libraries
+#                               without the and-cuda extra), openbayestool and the scientific stack.
 #
-# Usage: scripts/build_images.sh [--only base|jupyter] [--force] [--no-cache] [--verify]
+# The framework images install into the system Python (/usr/local/lib/python3.11/dist-packages of
+# Debian's /usr/bin/python3; Debian's numpy is removed, PEP 668's marker too so `pip install` works in
+# a container) from wheels downloaded on the host, bind-mounted read-only into a `--network none`
+# container and committed: no wheel, pip cache or build layer stays in the image.
+#
+# Usage: scripts/build_images.sh [--only base|jupyter|pytorch|tensorflow] [--force] [--no-cache] [--verify]
 #   --force     rebuild images even when their tag exists (reuses the cached rootfs / wheels)
 #   --no-cache  also re-run debootstrap and re-download the wheels (implies --force)
 #   --verify    after building: run numpy in the base image, time `docker run --rm base true`
-#               (median of 5), start JupyterLab and time until /api/status answers 200
+#               (median of 5), start JupyterLab and time until /api/status answers 200, and run a
+#               tiny torch / Keras computation in the framework images
 # Env: HYPERAI_IMAGE_CACHE (default /var/cache/hyperai-images), DEBIAN_MIRROR,
-#      JUPYTER_PIP_SPECS (default "jupyterlab nbconvert ipykernel").
+#      JUPYTER_PIP_SPECS (default "jupyterlab nbconvert ipykernel"),
+#      PYTORCH_PIP_SPECS, TENSORFLOW_PIP_SPECS (defaults: the pinned versions below).
 set -euo pipefail
+shopt -s inherit_errexit   # keep -e inside $(...) too
 
 BASE_TAG="hyperai/base:bookworm-1"
 JUPYTER_TAG="hyperai/jupyter:bookworm-1"
@@ -25,21 +40,43 @@ CACHE_DIR="${HYPERAI_IMAGE_CACHE:-/var/cache/hyperai-images}"
 JUPYTER_PIP_SPECS="${JUPYTER_PIP_SPECS:-jupyterlab nbconvert ipykernel}"
 # The image's python is Debian bookworm's 3.11.2 (glibc 2.36): pin wheel selection to it.
 PY_VERSION="3.11.2"
-WHEEL_PLATFORMS=(manylinux_2_36_x86_64 manylinux2014_x86_64 linux_x86_64)
+# pip does not widen a manylinux_2_X --platform to older glibc tags (only manylinux2014/2010 are
+# widened), so name every glibc tag that bookworm's 2.36 can run: torch's wheels are manylinux_2_28.
+WHEEL_PLATFORMS=()
+for _glibc in $(seq 36 -1 17); do WHEEL_PLATFORMS+=("manylinux_2_${_glibc}_x86_64"); done
+WHEEL_PLATFORMS+=(manylinux2014_x86_64 linux_x86_64)
+
+# Framework images. Versions pinned to the newest that serve CPython 3.11 on x86_64 glibc 2.36 and that
+# this machine's pip accepts (torch 2.15.0 exists on PyPI, but the workplace caps pip at torch<=2.14.1;
+# 2.14.1, torchvision 0.29.1 and their CUDA 13 wheels also lie on local disk, which keeps a cold build
+# short). Bump a version here (and the tag's version) to move; the tag is rebuilt when its specs change.
+TORCH_VERSION="2.14.1"
+TORCHVISION_VERSION="0.29.1"
+TENSORFLOW_VERSION="2.21.0"
+OPENBAYESTOOL_VERSION="0.3.2"
+SCIENCE_SPECS="numpy pandas scikit-learn matplotlib pillow tqdm pyyaml"
+PYTORCH_TAG="hyperai/pytorch:${TORCH_VERSION%.*}-bookworm-1"
+TENSORFLOW_TAG="hyperai/tensorflow:${TENSORFLOW_VERSION%.*}-bookworm-1"
+PYTORCH_PIP_SPECS="${PYTORCH_PIP_SPECS:-torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION openbayestool==$OPENBAYESTOOL_VERSION $SCIENCE_SPECS}"
+TENSORFLOW_PIP_SPECS="${TENSORFLOW_PIP_SPECS:-tensorflow==$TENSORFLOW_VERSION openbayestool==$OPENBAYESTOOL_VERSION $SCIENCE_SPECS}"
+SCIENCE_IMPORTS="import openbayestool, numpy, pandas, sklearn, matplotlib, PIL, tqdm, yaml"
 
 ONLY="" FORCE=0 NOCACHE=0 VERIFY=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --only) ONLY="${2:?--only needs base|jupyter}"; shift 2 ;;
+        --only) ONLY="${2:?--only needs base|jupyter|pytorch|tensorflow}"; shift 2 ;;
         --only=*) ONLY="${1#--only=}"; shift ;;
         --force) FORCE=1; shift ;;
         --no-cache) NOCACHE=1; FORCE=1; shift ;;
         --verify) VERIFY=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-case "$ONLY" in ""|base|jupyter) ;; *) echo "--only must be base or jupyter" >&2; exit 2 ;; esac
+case "$ONLY" in
+    ""|base|jupyter|pytorch|tensorflow) ;;
+    *) echo "--only must be base, jupyter, pytorch or tensorflow" >&2; exit 2 ;;
+esac
 
 export DOCKER_BUILDKIT=0   # the v28 CLI here has no buildx plugin; the legacy builder is enough
 T_ALL=$SECONDS
@@ -49,6 +86,7 @@ step() { step_t0=$SECONDS; log "$*"; }
 done_step() { log "  done in $((SECONDS - step_t0))s${1:+: $1}"; }
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 image_size() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1/1e6}'; }
+image_label() { docker image inspect --format "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; }
 
 docker info >/dev/null 2>&1 || { log "ERROR: docker engine not reachable (run scripts/setup_docker.sh)"; exit 1; }
 mkdir -p "$CACHE_DIR"
@@ -153,6 +191,40 @@ cleanup_rootfs() {
 }
 
 # ------------------------------------------------------------------------------------------
+# download_wheels NAME SPECS: print the cache folder holding the wheels of SPECS (and all their
+# dependencies) for the image's CPython, downloading them on the host when not cached yet.
+download_wheels() {
+    local name="$1" specs="$2" key wheels
+    key=$(printf '%s|%s|%s' "$specs" "$PY_VERSION" "${WHEEL_PLATFORMS[*]}" | sha256sum | cut -c1-12)
+    wheels="$CACHE_DIR/$name-wheels-$key"
+    if [ "$NOCACHE" = 1 ] || [ ! -f "$wheels/.complete" ]; then
+        rm -rf "$wheels"; mkdir -p "$wheels"
+        step "pip download ($specs) for CPython $PY_VERSION"
+        local plat_args=() p pybin logfile="$CACHE_DIR/$name-pip-download.log"
+        for p in "${WHEEL_PLATFORMS[@]}"; do plat_args+=(--platform "$p"); done
+        pybin=$(command -v python3 || command -v python)
+        # shellcheck disable=SC2086
+        if ! "$pybin" -m pip download -q --disable-pip-version-check --no-cache-dir \
+                --python-version "$PY_VERSION" --implementation cp --only-binary=:all: \
+                "${plat_args[@]}" -d "$wheels" $specs >"$logfile" 2>&1; then
+            log "ERROR: pip download failed; last lines of $logfile:"
+            grep -v 'is ignored: it is neither' "$logfile" | tail -n 20 >&2
+            rm -rf "$wheels"; exit 1
+        fi
+        touch "$wheels/.complete"
+        done_step "$(find "$wheels" -name '*.whl' | wc -l) wheels, $(du -sm "$wheels" | cut -f1) MB"
+    else
+        log "using cached wheels $wheels ($(du -sm "$wheels" | cut -f1) MB)"
+    fi
+    # drop the wheels of older specs of this image: only the current set is worth its disk space
+    local other
+    for other in "$CACHE_DIR/$name"-wheels-*; do
+        [ "$other" = "$wheels" ] || [ ! -d "$other" ] || { log "removing stale $other"; rm -rf "$other"; }
+    done
+    echo "$wheels"
+}
+
+# ------------------------------------------------------------------------------------------
 build_jupyter() {
     image_exists "$BASE_TAG" || { log "$JUPYTER_TAG needs $BASE_TAG: building it first"; build_base; }
     local base_id; base_id=$(docker image inspect --format '{{.Id}}' "$BASE_TAG")
@@ -164,28 +236,7 @@ build_jupyter() {
     fi
     local old_id; old_id=$(docker image inspect --format '{{.Id}}' "$JUPYTER_TAG" 2>/dev/null || true)
 
-    local key wheels
-    key=$(printf '%s|%s|%s' "$JUPYTER_PIP_SPECS" "$PY_VERSION" "${WHEEL_PLATFORMS[*]}" | sha256sum | cut -c1-12)
-    wheels="$CACHE_DIR/jupyter-wheels-$key"
-    if [ "$NOCACHE" = 1 ] || [ ! -f "$wheels/.complete" ]; then
-        rm -rf "$wheels"; mkdir -p "$wheels"
-        step "pip download ($JUPYTER_PIP_SPECS) for CPython $PY_VERSION"
-        local plat_args=() p
-        for p in "${WHEEL_PLATFORMS[@]}"; do plat_args+=(--platform "$p"); done
-        local pybin; pybin=$(command -v python3 || command -v python)
-        # shellcheck disable=SC2086
-        if ! "$pybin" -m pip download -q --disable-pip-version-check \
-                --python-version "$PY_VERSION" --implementation cp --only-binary=:all: \
-                "${plat_args[@]}" -d "$wheels" $JUPYTER_PIP_SPECS \
-                >"$CACHE_DIR/pip-download.log" 2>&1; then
-            log "ERROR: pip download failed; last lines of $CACHE_DIR/pip-download.log:"
-            grep -v 'is ignored: it is neither' "$CACHE_DIR/pip-download.log" | tail -n 20 >&2; exit 1
-        fi
-        touch "$wheels/.complete"
-        done_step "$(find "$wheels" -name '*.whl' | wc -l) wheels, $(du -sm "$wheels" | cut -f1) MB"
-    else
-        log "using cached wheels $wheels"
-    fi
+    local wheels; wheels=$(download_wheels jupyter "$JUPYTER_PIP_SPECS")
 
     local ctx; ctx=$(mktemp -d)
     cp -a "$wheels" "$ctx/wheels"
@@ -213,6 +264,86 @@ DOCKERFILE
     rm -rf "$ctx"
     drop_old_image "$old_id" "$JUPYTER_TAG"
     done_step "$(image_size "$JUPYTER_TAG")"
+}
+
+# ------------------------------------------------------------------------------------------
+# Framework images: the base's system Python gets the packages; built with `docker run` (wheels
+# bind-mounted read-only, no network) + `docker commit`, so the image is one layer on the base with
+# no wheels in it (a Dockerfile COPY would keep them in a layer; the legacy builder has no RUN --mount).
+FRAMEWORK_RECIPE_V=1   # bump when the install recipe below changes: cached tags then rebuild
+
+framework_install_script() {  # $1 = pip specs, $2 = python import check
+    cat <<SCRIPT
+set -eu
+dpkg --purge python3-numpy >/dev/null   # one numpy: the one the wheels were resolved with
+rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED   # a container's own 'pip install' goes to /usr/local
+pip3 install -q --no-cache-dir --no-index --find-links /wheels --disable-pip-version-check \
+    --progress-bar off $1
+pip3 check
+ln -sf /usr/bin/python3 /usr/local/bin/python
+mkdir -p /usr/local/share/hyperai
+pip3 list --format=freeze --disable-pip-version-check >/usr/local/share/hyperai/packages.txt
+cd /tmp && python3 -c '$2'   # imports (also builds matplotlib's font cache once, here)
+rm -rf /root/.cache/pip /tmp/* /var/tmp/*
+SCRIPT
+}
+
+# build_framework NAME TAG SPECS IMPORT_CHECK DESCRIPTION
+build_framework() {
+    local name="$1" tag="$2" specs="$3" check="$4" what="$5"
+    image_exists "$BASE_TAG" || { log "$tag needs $BASE_TAG: building it first"; build_base; }
+    local base_id key
+    base_id=$(docker image inspect --format '{{.Id}}' "$BASE_TAG")
+    key=$(printf '%s|%s|%s|%s' "$specs" "$PY_VERSION" "${WHEEL_PLATFORMS[*]}" "$FRAMEWORK_RECIPE_V" \
+        | sha256sum | cut -c1-12)
+    if [ "$FORCE" = 0 ] && image_exists "$tag"; then
+        if [ "$(image_label "$tag" org.hyperai.base-id)" = "$base_id" ] \
+                && [ "$(image_label "$tag" org.hyperai.specs-key)" = "$key" ]; then
+            log "$tag exists ($(image_size "$tag")), skipping"; return
+        fi
+        log "$tag was built from another $BASE_TAG or other package specs: rebuilding"
+    fi
+    local t0=$SECONDS old_id wheels
+    old_id=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    wheels=$(download_wheels "$name" "$specs")
+
+    local cname="hyperai-image-build-$name-$$" logfile="$CACHE_DIR/$name-build.log"
+    docker rm -f "$cname" >/dev/null 2>&1 || true
+    # shellcheck disable=SC2064
+    trap "docker rm -f '$cname' >/dev/null 2>&1 || true" EXIT
+    step "pip install (offline, --network none) in a container FROM $BASE_TAG"
+    if ! docker run --name "$cname" --network none --mount "type=bind,source=$wheels,target=/wheels,readonly" \
+            "$BASE_TAG" /bin/sh -c "$(framework_install_script "$specs" "$check")" >"$logfile" 2>&1; then
+        log "ERROR: installing $name failed; last lines of $logfile:"
+        tail -n 30 "$logfile" >&2; exit 1
+    fi
+    done_step
+    step "docker commit -> $tag"
+    docker commit -m "$what" \
+        --change 'CMD ["python3"]' \
+        --change "LABEL org.hyperai.base-id=$base_id org.hyperai.specs-key=$key" \
+        "$cname" "$tag" >/dev/null
+    docker rm -f "$cname" >/dev/null; trap - EXIT
+    drop_old_image "$old_id" "$tag"
+    done_step
+    local total own
+    total=$(docker image inspect --format '{{.Size}}' "$tag")
+    own=$((total - $(docker image inspect --format '{{.Size}}' "$BASE_TAG")))
+    log "$tag: built in $((SECONDS - t0))s; image $(awk -v b="$total" 'BEGIN{printf "%.0f MB", b/1e6}')" \
+        "($(awk -v b="$own" 'BEGIN{printf "%.0f MB", b/1e6}') on top of $BASE_TAG)"
+    log "$tag: $(docker run --rm --network none "$tag" sh -c "grep -Ei '^(torch|torchvision|tensorflow|keras|numpy|openbayestool)==' /usr/local/share/hyperai/packages.txt | tr '\n' ' '")"
+}
+
+build_pytorch() {
+    build_framework pytorch "$PYTORCH_TAG" "$PYTORCH_PIP_SPECS" \
+        "import torch, torchvision; $SCIENCE_IMPORTS; print(torch.__version__, torchvision.__version__)" \
+        "PyTorch $TORCH_VERSION, torchvision $TORCHVISION_VERSION, openbayestool, scientific stack"
+}
+
+build_tensorflow() {
+    build_framework tensorflow "$TENSORFLOW_TAG" "$TENSORFLOW_PIP_SPECS" \
+        "import tensorflow as tf, keras; $SCIENCE_IMPORTS; print(tf.__version__, keras.__version__)" \
+        "TensorFlow $TENSORFLOW_VERSION, openbayestool, scientific stack"
 }
 
 # ------------------------------------------------------------------------------------------
@@ -247,12 +378,38 @@ verify() {
         docker rm -f "$name" >/dev/null
         log "verify $JUPYTER_TAG: /api/status 200 after ${waited}s (without token: $noauth)"
     fi
+    if image_exists "$PYTORCH_TAG"; then
+        verify_run "$PYTORCH_TAG" "import torch, openbayestool
+conv = torch.nn.Conv2d(1, 4, 3)
+loss = conv(torch.randn(2, 1, 8, 8)).square().mean()
+loss.backward()
+print('torch', torch.__version__, 'cuda available:', torch.cuda.is_available(),
+      'conv grad norm %.3f' % conv.weight.grad.norm().item())"
+    fi
+    if image_exists "$TENSORFLOW_TAG"; then
+        verify_run "$TENSORFLOW_TAG" "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+import numpy as np, tensorflow as tf, keras, openbayestool
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation='relu'), keras.layers.Dense(1)])
+model.compile(optimizer='adam', loss='mse')
+history = model.fit(np.random.rand(64, 4), np.random.rand(64, 1), epochs=2, verbose=0)
+print('tensorflow', tf.__version__, 'keras', keras.__version__, 'loss %.4f' % history.history['loss'][-1])"
+    fi
+}
+
+verify_run() {  # a tiny computation in an image, timed (container start + imports + work)
+    local tag="$1" code="$2" t0 out
+    t0=$(date +%s.%N)
+    out=$(docker run --rm --network none "$tag" python3 -c "$code" 2>&1) \
+        || { printf '%s\n' "$out" >&2; log "ERROR: the check in $tag failed"; exit 1; }
+    log "verify $tag: $(printf '%s' "$out" | tail -n 1) ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s)"
 }
 
 case "$ONLY" in
     base) build_base ;;
     jupyter) build_jupyter ;;
-    *) build_base; build_jupyter ;;
+    pytorch) build_pytorch ;;
+    tensorflow) build_tensorflow ;;
+    *) build_base; build_jupyter; build_pytorch; build_tensorflow ;;
 esac
 [ "$VERIFY" = 1 ] && verify
 log "total $((SECONDS - T_ALL))s"
