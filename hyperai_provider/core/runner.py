@@ -30,6 +30,7 @@ LABEL_EXECUTION = f"{LABEL_PREFIX}.execution"
 LABEL_GEAR = f"{LABEL_PREFIX}.gear"
 LABEL_STORAGE_ROOT = f"{LABEL_PREFIX}.storage-root"
 TAIL_LINES = 40
+TAIL_LINE_CHARS = 2000
 FACTS_TTL_SECONDS = 300
 
 
@@ -251,7 +252,14 @@ class DockerRunner:
         watchdog: Watchdog | None = None,
         watch_interval: float = 2.0,
     ) -> ContainerResult:
-        """Forward output line by line as it arrives, then return the exit status."""
+        """Forward output line by line as it arrives, then return the exit status.
+
+        Memory stays bounded and time linear whatever the program prints: a line longer than
+        ``output.LINE_LIMIT`` bytes is forwarded in pieces, each but the last ending with
+        ``output.CONTINUED``; ``last_lines`` keeps each line's first ``TAIL_LINE_CHARS`` characters.
+        """
+        from hyperai_provider.core.output import LineSplitter
+
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         stopped: list[str] = []
         done = threading.Event()
@@ -262,14 +270,10 @@ class DockerRunner:
             )
             watcher.start()
         try:
-            pending = b""
+            splitter = LineSplitter()
             for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    self._emit(raw, tail, on_line)
-            if pending:
-                self._emit(pending, tail, on_line)
+                self._emit(splitter.feed(chunk), tail, on_line)
+            self._emit(splitter.finish(), tail, on_line)
             status = container.wait()
         finally:
             done.set()
@@ -285,10 +289,10 @@ class DockerRunner:
         )
 
     @staticmethod
-    def _emit(raw: bytes, tail: deque[str], on_line: Callable[[str], None]) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        tail.append(line)
-        on_line(line)
+    def _emit(lines: list[str], tail: deque[str], on_line: Callable[[str], None]) -> None:
+        for line in lines:
+            tail.append(line if len(line) <= TAIL_LINE_CHARS else line[:TAIL_LINE_CHARS] + " [...]")
+            on_line(line)
 
     def _watch(
         self,
@@ -424,11 +428,52 @@ class DockerRunner:
         except docker.errors.NotFound:
             return None
 
-    def container_output(self, name: str) -> bytes:
-        """Everything a (stopped) container printed; empty when it does not exist."""
+    def writable_layer_bytes(self, name: str, budget: float = 0.05) -> int | None:
+        """Bytes a container wrote outside its mounts (/tmp, pip installs...): its writable layer's
+        ``SizeRw``; None when the container does not exist.
+
+        The engine walks the layer to answer: ~4 us a file here (36-100 ms for 10,000 files, 0.4 s for
+        100,000). A measurement is therefore reused until measuring again keeps the time spent
+        measuring under ``budget`` (a fraction) of the time passed: a watchdog calling every 2 s
+        measures on every call while the layer is small, and less often once it holds many files.
+        """
+        import re
+
+        cache: dict[str, tuple[int, float, float]] = self.__dict__.setdefault("_writable_layer_sizes", {})
+        cached = cache.get(name)
+        if cached is not None:
+            size, measured_at, cost = cached
+            if time.monotonic() - measured_at < cost / budget:
+                return size
+        started = time.monotonic()
+        found = self.client.api.containers(all=True, size=True, filters={"name": f"^/{re.escape(name)}$"})
+        if not found:
+            cache.pop(name, None)
+            return None
+        size = int(found[0].get("SizeRw") or 0)
+        now = time.monotonic()
+        if len(cache) > 1000:  # containers measured once and gone: forget them all
+            cache.clear()
+        cache[name] = (size, now, now - started)
+        return size
+
+    def output_lines(self, name: str, on_line: Callable[[str], None]) -> int:
+        """Pass each line a (stopped) container printed to ``on_line``, streamed in bounded memory (long
+        lines in pieces, as ``stream_and_wait`` does); return the lines passed. Nothing when it does
+        not exist."""
         import docker
 
+        from hyperai_provider.core.output import LineSplitter
+
+        splitter, count = LineSplitter(), 0
         try:
-            return bytes(self.client.api.logs(name, stdout=True, stderr=True))
+            for chunk in self.client.api.logs(name, stdout=True, stderr=True, stream=True, follow=False):
+                for line in splitter.feed(chunk):
+                    on_line(line)
+                    count += 1
         except docker.errors.NotFound:
-            return b""
+            return count
+        for line in splitter.finish():
+            on_line(line)
+            count += 1
+        return count

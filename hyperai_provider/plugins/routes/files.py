@@ -3,14 +3,19 @@ execution's working directory (the merged view refuses '..' and never follows sy
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
+from hyperai_provider.core import safecopy
 from hyperai_provider.core.layers import MergedEntry, MergedView
 from hyperai_provider.exceptions import ConfigurationError, NotFoundError
 from hyperai_provider.models import ExecutionRecord, execution_id
@@ -21,7 +26,12 @@ from hyperai_provider.plugins.schemas import FileEntryOut
 
 router = APIRouter(tags=["files"])
 VIEW_LIMIT = 1024 * 1024
-"""Files larger than this are offered for download instead of shown."""
+"""Bytes of a file shown on its page (larger files show their first VIEW_LIMIT bytes and a download link)."""
+MARKDOWN_LIMIT = 256 * 1024
+"""Largest markdown file rendered (a README under a listing, a .md page); larger ones show as text.
+Rendering is linear but not free: 1 MiB of hostile markdown takes up to ~2 s of server time."""
+DOWNLOAD_CHUNK = 64 * 1024
+"""Downloads are streamed in chunks of this size: the server never holds a whole file."""
 
 
 def locate(view: MergedView, record: ExecutionRecord, relative: str) -> MergedEntry:
@@ -68,15 +78,41 @@ def listing_html(home: str, record: ExecutionRecord, view: MergedView, relative:
     return render.table(["Name", "Kind", "Size", ""], rows, "files")
 
 
+def read_head(entry: MergedEntry, limit: int = VIEW_LIMIT) -> tuple[bytes, int]:
+    """The first ``limit`` bytes of a regular file (never through a symlink, never a FIFO or device),
+    and its size."""
+    try:
+        fd, st = safecopy.open_regular(entry.path)
+    except safecopy.Unsafe as error:
+        raise ConfigurationError(f"{entry.relative!r} is not a regular file ({error.kind}).") from None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(min(limit, st.st_size)), st.st_size
+
+
+def preview_text(head: bytes, cut: bool) -> str | None:
+    """``head`` as text, or None when it looks binary (a NUL byte, or not UTF-8). When the head was cut
+    from a longer file, a character split at the cut is dropped rather than called binary."""
+    if b"\0" in head:
+        return None
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(head, final=not cut)
+    except UnicodeDecodeError:
+        return None
+
+
 def readme_html(view: MergedView, relative: str) -> str:
-    """The README rendered with the safe markdown subset (empty if there is none)."""
+    """The README rendered with the safe markdown subset (empty if there is none or it is too large)."""
     try:
         entry = view.lookup(relative)
     except ConfigurationError:
         return ""
-    if entry is None or entry.kind != "file" or entry.path.stat().st_size > VIEW_LIMIT:
+    if entry is None or entry.kind != "file" or entry.path.stat().st_size > MARKDOWN_LIMIT:
         return ""
-    text = entry.path.read_text(encoding="utf-8", errors="replace")
+    try:
+        head, _ = read_head(entry, MARKDOWN_LIMIT)
+    except ConfigurationError:
+        return ""
+    text = head.decode("utf-8", errors="replace")
     return f'<h2>{render.esc(relative)}</h2><div class="readme" id="readme">{render.markdown(text)}</div>'
 
 
@@ -102,25 +138,60 @@ def file_page(
     elif entry.kind != "file":
         raise ConfigurationError(f"{path!r} is not a regular file.")
     elif download:
-        # Always an attachment of an opaque type: a saved .html must never render in Airflow's origin.
-        return FileResponse(entry.path, media_type="application/octet-stream", filename=Path(path).name)
+        return download_response(entry, Path(path).name)
     else:
-        content = entry.path.read_bytes()[: VIEW_LIMIT + 1]
-        try:
-            text = content.decode("utf-8") if len(content) <= VIEW_LIMIT else None
-        except UnicodeDecodeError:
-            text = None
-        shown = (
-            f'<pre id="content">{render.esc(text)}</pre>'
-            if text is not None
-            else "<p>Binary or large file.</p>"
-        )
-        if path.lower().endswith((".md", ".markdown")) and text is not None:
-            shown = f'<div class="readme" id="readme">{render.markdown(text)}</div>'
+        head, size = read_head(entry)
+        cut = size > len(head)
+        text = preview_text(head, cut)
         download_link = render.link(f"{home}/executions/{record.id}/files/{path}?download=1", "Download")
-        body = f"<p>{download_link} ({render.size(entry.path.stat().st_size)})</p>{shown}"
+        note = (
+            f'<p class="hint" id="preview-note">Showing the first {render.size(len(head))} of '
+            f"{render.size(size)}; {download_link} the file to see all of it.</p>"
+            if cut
+            else ""
+        )
+        if text is None:
+            shown = "<p>Binary file.</p>"
+        elif path.lower().endswith((".md", ".markdown")) and size <= MARKDOWN_LIMIT:
+            shown = f'<div class="readme" id="readme">{render.markdown(text)}</div>'
+        else:
+            shown = f'<pre id="content">{render.esc(text)}</pre>'
+        body = f"<p>{download_link} ({render.size(size)})</p>{note}{shown}"
     up = render.link(f"{home}/executions/{record.id}", f"Execution {record.id}")
     return HTMLResponse(render.page(home, f"{record.id}: /{path}", f"<p>{up}</p>{body}"))
+
+
+def download_response(entry: MergedEntry, filename: str) -> Response:
+    """The file as an attachment of an opaque type (a saved .html must never render in Airflow's
+    origin), streamed in ``DOWNLOAD_CHUNK`` pieces from a descriptor opened as a regular file only."""
+    try:
+        fd, st = safecopy.open_regular(entry.path)
+    except safecopy.Unsafe as error:
+        raise ConfigurationError(f"{entry.relative!r} is not a regular file ({error.kind}).") from None
+    quoted = quote(filename)
+    disposition = (
+        f"attachment; filename*=utf-8''{quoted}"
+        if quoted != filename
+        else f'attachment; filename="{filename}"'
+    )
+    handle = os.fdopen(fd, "rb")  # closed after the response, or when collected if it was never sent
+    return StreamingResponse(
+        _chunks(handle, st.st_size),
+        media_type="application/octet-stream",
+        headers={"content-disposition": disposition, "content-length": str(st.st_size)},
+        background=BackgroundTask(handle.close),
+    )
+
+
+def _chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    """``size`` bytes from ``handle`` (as many as it held when opened, matching Content-Length)."""
+    with handle:
+        while size > 0:
+            chunk = handle.read(min(DOWNLOAD_CHUNK, size))
+            if not chunk:
+                return
+            size -= len(chunk)
+            yield chunk
 
 
 @router.get("/executions/{gear}/{number}/archive.tar.gz")
