@@ -69,7 +69,7 @@ while [ $# -gt 0 ]; do
         --force) FORCE=1; shift ;;
         --no-cache) NOCACHE=1; FORCE=1; shift ;;
         --verify) VERIFY=1; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
