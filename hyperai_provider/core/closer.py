@@ -16,6 +16,7 @@ from typing import Any
 from hyperai_provider.core import layers
 from hyperai_provider.core.backend import Backend
 from hyperai_provider.core.output import OutputLog
+from hyperai_provider.core.quota import log_limit
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import StorageError
 from hyperai_provider.models import ExecutionMode, ExecutionRecord, ExecutionState
@@ -120,7 +121,7 @@ class Closer:
         except OSError:
             token = ""
         try:
-            with OutputLog(storage.log_path(record.gear, record.number), int(record.compute.disk_quota)) as out:
+            with OutputLog(storage.log_path(record.gear, record.number), log_limit(record)) as out:
                 self.backend.runner.output_lines(
                     record.container_name,
                     lambda line: out.write_line(line.replace(token, "<token>") if token else line),

@@ -17,7 +17,7 @@ from hyperai_provider.core.code import copy_code, write_parameters
 from hyperai_provider.core.notebooks import export_into
 from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.planner import ExecutionPlan, build_command
-from hyperai_provider.core.quota import over_disk_quota
+from hyperai_provider.core.quota import log_limit, over_disk_quota
 from hyperai_provider.core.records import revise
 from hyperai_provider.core.runner import ContainerResult, ContainerSpec, MountSpec
 from hyperai_provider.core.sync import copy_layers
@@ -208,7 +208,7 @@ class Executions:
             self.prepare(record, plan, on_line)
             spec = self.container_spec(record)
             log_path = self.backend.storage.log_path(record.gear, record.number)
-            with OutputLog(log_path, int(record.compute.disk_quota)) as output:
+            with OutputLog(log_path, log_limit(record)) as output:
                 container = runner.start(spec)
                 store.transition(record.id, ExecutionState.RUNNING, "container started")
                 if store.get_execution(record.id).stop_requested:  # asked for while it was starting

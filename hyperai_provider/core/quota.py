@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from hyperai_provider.core.backend import Backend
+from hyperai_provider.core.output import DEFAULT_LIMIT_BYTES
 from hyperai_provider.core.storage import tree_usage
 from hyperai_provider.exceptions import QuotaExceededError
 from hyperai_provider.models import ExecutionRecord
@@ -34,6 +35,12 @@ def check_storage_quota(backend: Backend) -> None:
         )
 
 
+def log_limit(record: ExecutionRecord) -> int:
+    """Most bytes an execution's ``output.log`` keeps: a fraction of its disk quota (the log counts towards
+    the quota, but must not be able to use all of it), at most :data:`~core.output.DEFAULT_LIMIT_BYTES`."""
+    return min(int(record.compute.disk_quota) // 4, DEFAULT_LIMIT_BYTES)
+
+
 def execution_usage(backend: Backend, record: ExecutionRecord) -> int:
     """What counts towards an execution's disk quota: its own layer, its output log, and what its
     container wrote outside the working directory (its writable layer: /tmp and the like)."""
@@ -41,10 +48,7 @@ def execution_usage(backend: Backend, record: ExecutionRecord) -> int:
     used = tree_usage(storage.layer_dir(record.gear, record.number)).bytes
     with contextlib.suppress(OSError):
         used += storage.log_path(record.gear, record.number).stat().st_size
-    writable = getattr(backend.runner, "writable_layer_bytes", None)
-    if writable is not None:
-        used += writable(record.container_name) or 0
-    return used
+    return used + (backend.runner.writable_layer_bytes(record.container_name) or 0)
 
 
 def over_disk_quota(backend: Backend, record: ExecutionRecord) -> str | None:
