@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hyperai_provider.core import layers
@@ -33,16 +34,22 @@ class Deletion:
     bytes_released: int = 0
 
 
-def users_of(open_records: list[ExecutionRecord], ids: set[str]) -> list[str]:
-    """Open executions that read one of ``ids``: as an input, as the parent they continue, or as their code."""
+def users_of(open_records: list[ExecutionRecord], ids: set[str], folders: Sequence[str] = ()) -> list[str]:
+    """Open executions that read one of ``ids``: as an input, as the parent they continue, or as their code.
+    A promotion of a one-layer working directory records its code source as a host path: ``folders`` are
+    the ids' execution folders (real paths), matched against it."""
     found = []
     for record in open_records:
         sources = {b.source.execution_id for b in record.inputs if isinstance(b.source, WorkdirSource)}
         if record.parent:
             sources.add(record.parent)
-        if record.code_source:
-            sources.add(record.code_source.partition(":")[0])
-        if sources & ids and record.id not in ids:
+        code = record.code_source or ""
+        if code:
+            sources.add(code.partition(":")[0])
+        in_folder = os.path.isabs(code) and any(
+            os.path.commonpath([os.path.realpath(code), folder]) == folder for folder in folders
+        )
+        if (sources & ids or in_folder) and record.id not in ids:
             found.append(record.id)
     return found
 
@@ -90,7 +97,9 @@ class Lifecycle:
     def _refuse_if_read(self, ids: list[str]) -> None:
         """Deletion never takes data from under an open execution (input, parent or code source)."""
         open_records = [r for r in self.backend.store.list_executions() if not r.closed]
-        readers = users_of(open_records, set(ids))
+        storage = self.backend.storage
+        folders = [os.path.realpath(storage.execution_dir(*split_execution_id(id_))) for id_ in ids]
+        readers = users_of(open_records, set(ids), folders)
         if readers:
             raise ConflictError(
                 f"{', '.join(sorted(ids))} cannot be deleted: open execution(s) {', '.join(readers)} read it.",
