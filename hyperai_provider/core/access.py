@@ -92,7 +92,7 @@ class Access:
         except NotFoundError:
             return  # new: it becomes the caller's gear
         if not self.owns(gear):
-            whose = repr(gear.owner) if self.can_see(gear) else "another user"  # a private owner stays private
+            whose = repr(gear.owner) if self.can_see(gear) else "another user"  # private: unnamed
             raise ConflictError(
                 f"Gear {name!r} belongs to {whose}; executions run only in their owner's gear.",
                 "Use a gear name of your own (gear=...).",
