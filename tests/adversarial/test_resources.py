@@ -281,7 +281,8 @@ def test_forty_megabytes_without_a_newline_run_in_seconds_in_bounded_memory(
 def test_output_beyond_the_log_limit_is_cut_and_the_execution_closes_normally(
     docker_service: GearService,
 ) -> None:
-    """The log is limited to the compute type's disk quota (2 MiB here); the task log still gets every line."""
+    """The log keeps at most a quarter of the compute type's disk quota (2 MiB here); the task log still gets
+    every line."""
     small_disk(docker_service, "2MiB")
     lines: list[str] = []
     record = docker_service.run(
@@ -290,12 +291,12 @@ def test_output_beyond_the_log_limit_is_cut_and_the_execution_closes_normally(
     assert record.state is ExecutionState.SUCCEEDED and record.exit_code == 0
     assert [line for line in lines if not line.startswith("[hyperai]")] == [str(n) for n in range(1, 400001)]
     log = docker_service.storage.log_path(record.gear, record.number)
-    assert log.stat().st_size <= 2 * MiB
+    assert log.stat().st_size <= 2 * MiB // 4
     text = log.read_text().splitlines()
-    assert text[-2].startswith(f"{TRUNCATED_PREFIX} at byte ") and "limit of 2,097,152 bytes" in text[-2]
+    assert text[-2].startswith(f"{TRUNCATED_PREFIX} at byte ") and "limit of 524,288 bytes" in text[-2]
     assert text[-1].startswith(TRUNCATED_PREFIX) and "later line(s)" in text[-1]
     numbers = [line for line in text if line.isdigit()]
-    assert numbers == [str(n) for n in range(1, len(numbers) + 1)] and len(numbers) > 200_000
+    assert numbers == [str(n) for n in range(1, len(numbers) + 1)] and len(numbers) > 80_000
 
 
 @pytest.mark.docker
