@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Literal
 
 from hyperai_provider.core import layers
 from hyperai_provider.core.backend import Backend, this_runner
@@ -30,6 +32,7 @@ from hyperai_provider.exceptions import (
 )
 from hyperai_provider.models import (
     HOME,
+    HOME_ALIASES,
     OUTPUT,
     ComputeType,
     ExecutionRecord,
@@ -75,6 +78,7 @@ class Executions:
                 command=build_command(spec.command, spec.parameters),
                 parameters=dict(spec.parameters),
                 environment=dict(spec.environment),
+                secret_names=sorted(spec.secret_environment),
                 code_source=plan.code_source or inherited_code,
                 parent=plan.parent.id if plan.parent else None,
                 lower_layers=list(plan.lower_layers),
@@ -147,16 +151,21 @@ class Executions:
         on_line(f"[hyperai] continuing from {plan.parent.id} without copying: overlay over {len(lower)} layer(s)")
         return layers.MergedView([home, *lower]).exists
 
-    def container_spec(self, record: ExecutionRecord) -> ContainerSpec:
+    def container_spec(self, record: ExecutionRecord, secrets: dict[str, str] | None = None) -> ContainerSpec:
+        """The container of an execution: its working directory at ``/hyperai/home`` and HyperAI's other
+        paths for it, each binding read-only at every path HyperAI shows it, hard limits, labels."""
         home = str(self.workdirs.own(record))
-        mounts = [MountSpec(home, HOME), MountSpec(home, OUTPUT)]
+        kind: Literal["bind", "volume"] = "bind"
         if record.lower_layers:
-            volume = record.container_name
-            mounts = [MountSpec(volume, HOME, kind="volume"), MountSpec(volume, OUTPUT, kind="volume")]
-        mounts += [self._input_mount(binding, record) for binding in record.inputs]
+            home, kind = record.container_name, "volume"
+        mounts = [MountSpec(home, target, kind=kind) for target in (HOME, *HOME_ALIASES)]
+        for binding in record.inputs:
+            source = self._input_mount(binding, record)
+            mounts += [replace(source, target=target) for target in binding.container_paths]
         environment = {
             "PYTHONUNBUFFERED": "1",
             **record.environment,
+            **(secrets or {}),
             "HYPERAI_GEAR": record.gear,
             "HYPERAI_EXECUTION_ID": record.id,
             "HYPERAI_HOME": HOME,
@@ -206,7 +215,7 @@ class Executions:
         store, runner = self.backend.store, self.backend.runner
         try:
             self.prepare(record, plan, on_line)
-            spec = self.container_spec(record)
+            spec = self.container_spec(record, plan.spec.secret_environment)
             log_path = self.backend.storage.log_path(record.gear, record.number)
             with OutputLog(log_path, log_limit(record)) as output:
                 container = runner.start(spec)

@@ -198,7 +198,7 @@ class Workspaces:
         try:
             self.executions.prepare(record, plan, on_line)
             self._write_token(record, token)
-            spec = self.executions.container_spec(record)
+            spec = self.executions.container_spec(record, plan.spec.secret_environment)
             spec = replace(
                 spec,
                 environment={**spec.environment, "JUPYTER_TOKEN": token},

@@ -3,6 +3,7 @@
 from hyperai_provider.models.base import SCHEMA_VERSION, FrozenModel, SafeName, Visibility, check_name, utcnow
 from hyperai_provider.models.binding import (
     HOME,
+    HOME_ALIASES,
     INPUT_ROOT,
     INPUT_SLOTS,
     OUTPUT,
@@ -32,6 +33,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "CLOSED_STATES",
     "HOME",
+    "HOME_ALIASES",
     "INPUT_ROOT",
     "INPUT_SLOTS",
     "OUTPUT",

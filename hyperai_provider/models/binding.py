@@ -13,6 +13,10 @@ InputSlot = Literal["input0", "input1", "input2", "input3", "input4"]
 INPUT_ROOT = "/hyperai/input"
 HOME = "/hyperai/home"
 OUTPUT = "/output"
+HOME_ALIASES = (OUTPUT, "/openbayes/home")
+"""Where HyperAI also shows the working directory (the same mount, never a copy)."""
+INPUT_ALIAS_ROOTS = ("/", "/openbayes/input/")
+"""HyperAI's short (``/input0``) and OpenBayes (``/openbayes/input/input0``) paths of each binding."""
 
 
 class DatasetSource(FrozenModel):
@@ -45,3 +49,8 @@ class InputBinding(FrozenModel):
     @property
     def container_path(self) -> str:
         return f"{INPUT_ROOT}/{self.slot}"
+
+    @property
+    def container_paths(self) -> list[str]:
+        """Every path the binding is mounted at, read-only: ``/hyperai/input/inputN`` first."""
+        return [self.container_path, *(f"{root}{self.slot}" for root in INPUT_ALIAS_ROOTS)]

@@ -137,6 +137,9 @@ class ExecutionRecord(FrozenModel):
     command: list[str] = Field(default_factory=list, description="argv run in the container.")
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     environment: dict[str, str] = Field(default_factory=dict, description="User environment variables.")
+    secret_names: list[str] = Field(
+        default_factory=list, description="Secret environment variables given to the container (names only)."
+    )
     code_source: str | None = Field(default=None, description="Where the code was copied from.")
     inputs: list[InputBinding] = Field(default_factory=list)
     parent: str | None = Field(default=None, description="Execution this one continues from.")

@@ -47,6 +47,12 @@ class ExecutionSpec(FrozenModel):
         default=None, description="Execution id whose working directory provides the code (promotion)."
     )
     environment: dict[str, str] = Field(default_factory=dict)
+    secret_environment: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Secret parameters: given to the container as environment variables only; the record "
+        "keeps their names, never their values.",
+    )
     parameters: dict[str, Scalar] = Field(default_factory=dict)
     inputs: list[InputBinding] = Field(default_factory=list)
     continue_from: str | None = Field(default=None, description="Execution id, or 'latest'.")
@@ -119,7 +125,7 @@ class ExecutionSpec(FrozenModel):
                 )
         return value
 
-    @field_validator("environment", mode="before")
+    @field_validator("environment", "secret_environment", mode="before")
     @classmethod
     def _string_env(cls, value: object) -> object:
         if value is None:
@@ -128,7 +134,7 @@ class ExecutionSpec(FrozenModel):
             return {str(k): str(v) for k, v in value.items()}
         return value
 
-    @field_validator("environment")
+    @field_validator("environment", "secret_environment")
     @classmethod
     def _valid_env(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
@@ -173,7 +179,8 @@ class ExecutionSpec(FrozenModel):
             strings = [(f"command item {index}", item) for index, item in enumerate(self.command or [])]
             strings += [(f"parameter {key!r}", argument) for key, argument in arguments.items()]
         strings += [
-            (f"environment variable {key!r}", f"{key}={item}") for key, item in self.environment.items()
+            (f"environment variable {key!r}", f"{key}={item}")
+            for key, item in {**self.environment, **self.secret_environment}.items()
         ]
         total = 0
         for what, string in strings:
