@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from hyperai_provider.core import safecopy
 from hyperai_provider.core.storage import StorageRoot, Usage
 from hyperai_provider.exceptions import ConfigurationError
 
@@ -205,9 +206,14 @@ class MergedView:
 
         with tarfile.open(fileobj=fileobj, mode="w:gz") as tar:
             for entry in self.walk():
-                tar.add(entry.path, arcname=entry.relative, recursive=False)
-                if on_file is not None and entry.kind == "file":
-                    on_file(entry.path.stat(follow_symlinks=False).st_size)
+                if entry.kind == "file":  # read only as a regular file: O_NOFOLLOW | O_NONBLOCK, fstat
+                    size = safecopy.tar_regular(tar, entry.path, entry.relative)
+                    if on_file is not None and size is not None:
+                        on_file(size)
+                elif entry.kind in ("dir", "symlink"):
+                    tar.add(entry.path, arcname=entry.relative, recursive=False)
+                else:  # FIFO, socket, device node: never archived
+                    safecopy.skipped(entry.path)
 
     def link_into(self, destination: Path) -> Usage:
         """Recreate the merged view at ``destination`` with hard links (layers are immutable: safe)."""
@@ -221,9 +227,12 @@ class MergedView:
             elif entry.kind == "symlink":
                 target.symlink_to(os.readlink(entry.path))
             elif entry.kind == "file":
-                os.link(entry.path, target)
-                files += 1
-                total += entry.path.stat().st_size
+                size = safecopy.link_regular(entry.path, target)  # proven a regular file, else removed
+                if size is not None:
+                    files += 1
+                    total += size
+            else:  # FIFO, socket, device node: never linked into a view
+                safecopy.skipped(entry.path)
         return Usage(bytes=total, files=files)
 
 

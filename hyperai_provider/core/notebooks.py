@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hyperai_provider.core import safecopy
 from hyperai_provider.core.storage import atomic_write_bytes
 from hyperai_provider.exceptions import ConfigurationError
 
@@ -26,12 +27,23 @@ def script_name(relative: str) -> str:
     return relative[: -len(SUFFIX)] + ".py"
 
 
-def read_notebook(path: Path) -> Any:
-    """Parse and validate a notebook; raise ConfigurationError saying what is wrong with it."""
+def read_notebook(path: Path, *, follow_symlinks: bool = False) -> Any:
+    """Parse and validate a notebook; raise ConfigurationError saying what is wrong with it.
+
+    Only a regular file is read (opened with ``O_NOFOLLOW | O_NONBLOCK``): a FIFO named ``x.ipynb`` is
+    refused instead of blocking, a device is never opened, a symlink is refused unless
+    ``follow_symlinks`` (for a file the host's user named, never for what a container wrote).
+    """
     nbformat = _require("nbformat")
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safecopy.read_regular(path, follow_symlinks=follow_symlinks).decode("utf-8")
+    except safecopy.Unsafe as error:
+        raise ConfigurationError(
+            f"Notebook {str(path)!r} is not a regular file (it is a {error.kind}).",
+            "Notebooks are read only as regular files: replace it by the notebook itself, or list it in "
+            ".hyperaiignore.",
+        ) from error
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigurationError(
             f"Notebook {str(path)!r} cannot be read ({error}).", "Give a readable UTF-8 .ipynb file."
@@ -57,16 +69,21 @@ def read_notebook(path: Path) -> Any:
     return notebook
 
 
-def export_script(notebook_path: Path, output: Path) -> Path:
-    """Export a notebook's code cells to a Python script at ``output`` (written atomically)."""
-    notebook = read_notebook(notebook_path)
+def export_script(notebook_path: Path, output: Path, *, follow_symlinks: bool = True) -> Path:
+    """Export a notebook's code cells to a Python script at ``output`` (written atomically). For a
+    notebook the user named; :func:`export_into` exports what is in a working directory."""
+    atomic_write_bytes(output, _script(notebook_path, follow_symlinks=follow_symlinks))
+    return output
+
+
+def _script(notebook_path: Path, *, follow_symlinks: bool) -> bytes:
+    notebook = read_notebook(notebook_path, follow_symlinks=follow_symlinks)
     PythonExporter = _require("nbconvert").PythonExporter
     with warnings.catch_warnings():
         # Without IPython, nbconvert warns that magics stay as written; the script runs under python3 anyway.
         warnings.filterwarnings("ignore", message="IPython is needed", category=UserWarning)
         body, _ = PythonExporter().from_notebook_node(notebook)
-    atomic_write_bytes(output, body.encode("utf-8"))
-    return output
+    return str(body).encode("utf-8")
 
 
 def _require(module: str) -> Any:
@@ -112,8 +129,17 @@ def default_command(notebooks: list[str]) -> list[str]:
 
 
 def export_into(home: Path, notebooks: list[str]) -> list[str]:
-    """Export each uploaded notebook next to itself in the working directory; return the scripts."""
-    return [
-        export_script(home / relative, home / script_name(relative)).relative_to(home).as_posix()
-        for relative in notebooks
-    ]
+    """Export each uploaded notebook next to itself in the working directory; return the scripts.
+    Neither the notebook nor the script is reached through a symlink in the working directory."""
+    scripts = []
+    with safecopy.Destination(home) as destination:
+        for relative in notebooks:
+            safecopy.split_relative(relative)  # no '..', not absolute
+            if destination.blocker(relative) is not None:
+                raise ConfigurationError(
+                    f"Notebook {relative} is below a symlink or file in the working directory.",
+                    "Upload it with code_conflict='overwrite', or rename the folder.",
+                )
+            destination.write_bytes(script_name(relative), _script(home / relative, follow_symlinks=False))
+            scripts.append(script_name(relative))
+    return scripts

@@ -44,6 +44,22 @@ class MountSpec:
     kind: Literal["bind", "volume"] = "bind"
 
 
+DROPPED_CAPABILITIES = (
+    "MKNOD",  # device nodes in a working directory the host later copies (read a host disk through it)
+    "NET_RAW",  # raw sockets: spoofing on the engine's bridge (ping still works: ping_group_range)
+    "SYS_CHROOT",
+    "AUDIT_WRITE",
+    "SETFCAP",  # file capabilities on binaries the next execution or the host might run
+    "SETPCAP",
+    "NET_BIND_SERVICE",  # ports < 1024 still bind: Docker sets ip_unprivileged_port_start=0
+)
+"""Capabilities Docker grants by default that training code does not need. Root in the container keeps
+CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID and SETUID: pip/venv installs, chown/chmod of its own
+files, su to another user, signals to its own processes, JupyterLab."""
+SECURITY_OPTIONS = ("no-new-privileges",)
+"""No setuid binary or file capability raises a process's privileges inside the container."""
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """Everything needed to create one execution's container."""
@@ -79,6 +95,9 @@ class ContainerSpec:
             "mem_limit": int(compute.memory),
             "memswap_limit": int(compute.memory),
             "shm_size": int(compute.shm_size),
+            "pids_limit": int(compute.pids),
+            "cap_drop": list(DROPPED_CAPABILITIES),
+            "security_opt": list(SECURITY_OPTIONS),
             "init": True,
             "detach": True,
             "stdin_open": False,

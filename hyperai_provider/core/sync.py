@@ -7,12 +7,12 @@ minutes and doubles storage, which is why it says so, with files/s and MB/s, whi
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hyperai_provider.core import safecopy
 from hyperai_provider.core.layers import MergedView
 from hyperai_provider.core.storage import Usage
 
@@ -48,25 +48,36 @@ def copy_layers(
     layers: Sequence[Path], destination: Path, on_progress: ProgressSink, interval: float = 1.0
 ) -> SyncResult:
     """Copy the merged view of ``layers`` into ``destination`` (contents, modes, times; symlinks as
-    symlinks, never followed), reporting progress every ``interval`` seconds and once at the end."""
+    symlinks, never followed), reporting progress every ``interval`` seconds and once at the end.
+
+    Regular files only: a FIFO, socket or device node is skipped and logged, never opened; each file is
+    opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat``; targets are created through
+    directory descriptors, so no symlink in ``destination`` is followed either."""
     began = last = time.monotonic()
     files = copied = 0
-    destination.mkdir(parents=True, exist_ok=True)
-    for entry in MergedView(layers).walk():
-        target = destination / entry.relative
-        if entry.kind == "dir":
-            target.mkdir(exist_ok=True)
-            shutil.copystat(entry.path, target, follow_symlinks=False)
-        elif entry.kind == "symlink":
-            target.symlink_to(os.readlink(entry.path))
-        elif entry.kind == "file":
-            shutil.copy2(entry.path, target, follow_symlinks=False)
-            files += 1
-            copied += os.stat(target).st_size
-        now = time.monotonic()
-        if now - last >= interval:
-            last = now
-            on_progress("synchronizing: " + SyncResult(files, copied, now - began).describe())
+    with safecopy.Destination(destination) as target:
+        for entry in MergedView(layers).walk():
+            if entry.kind == "dir":
+                target.mkdir(entry.relative, entry.path.lstat())
+            elif entry.kind == "symlink":
+                target.symlink(entry.relative, os.readlink(entry.path))
+            elif entry.kind == "file":
+                try:
+                    fd, st = safecopy.open_regular(entry.path)
+                except safecopy.Unsafe as error:
+                    error.log()
+                    continue
+                try:
+                    copied += target.write(entry.relative, fd, st)
+                finally:
+                    os.close(fd)
+                files += 1
+            else:
+                safecopy.skipped(entry.path)
+            now = time.monotonic()
+            if now - last >= interval:
+                last = now
+                on_progress("synchronizing: " + SyncResult(files, copied, now - began).describe())
     result = SyncResult(files, copied, time.monotonic() - began)
     on_progress("synchronized " + result.describe())
     return result

@@ -23,6 +23,12 @@ class ComputeType(FrozenModel):
     gpu_model: str | None = Field(default=None, description="GPU model, informational (e.g. 'T4').")
     shm_size: ByteSize = Field(default=ByteSize(64 * 1024**2), description="Size of /dev/shm.")
     disk_quota: ByteSize = Field(description="Most bytes the working directory may hold.")
+    pids: int = Field(
+        default=4096,
+        ge=64,
+        description="Most processes and threads the container may hold at once (cgroup pids.max); "
+        "bounds a fork bomb. At least 64 (the init process, a shell, a few data-loader workers).",
+    )
 
     @field_validator("cpus")
     @classmethod
