@@ -13,13 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hyperai_provider.core.catalog import Catalogs
-from hyperai_provider.core.runner import (
-    LABEL_EXECUTION,
-    LABEL_GEAR,
-    LABEL_MANAGED,
-    LABEL_STORAGE_ROOT,
-    DockerRunner,
-)
+from hyperai_provider.core.container import LABEL_EXECUTION, LABEL_GEAR, LABEL_MANAGED, LABEL_STORAGE_ROOT
+from hyperai_provider.core.runner import DockerRunner
 from hyperai_provider.core.settings import HyperAISettings, SmtpSettings
 from hyperai_provider.core.storage import StorageRoot
 from hyperai_provider.core.store import GearStore

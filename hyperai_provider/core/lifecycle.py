@@ -16,8 +16,8 @@ from hyperai_provider.core import layers
 from hyperai_provider.core.access import Access
 from hyperai_provider.core.backend import Backend, runner_alive
 from hyperai_provider.core.closer import Closer, Outcome
+from hyperai_provider.core.container import LABEL_EXECUTION
 from hyperai_provider.core.records import revise
-from hyperai_provider.core.runner import LABEL_EXECUTION
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import ConflictError, NotFoundError
 from hyperai_provider.models import ExecutionRecord, ExecutionState, WorkdirSource, split_execution_id

@@ -1,242 +1,42 @@
-"""Docker lifecycle of one execution's container: checks, create, start, stream, wait, stop, remove.
+"""Every call to the Docker engine: checks, create, start, stream, wait, stop, remove, volumes, probes.
 
-``ContainerSpec`` is pure data (unit-testable without an engine); ``DockerRunner`` talks to the engine.
-The docker SDK is imported lazily so that parsing a DAG never pays for it.
+What a container is (``ContainerSpec``) is pure data in :mod:`core.container`. The docker SDK is imported
+lazily so that parsing a DAG never pays for it.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from hyperai_provider.core.storage import atomic_write_json
-from hyperai_provider.exceptions import ConfigurationError, EngineError, ImageNotFoundError
-from hyperai_provider.models import ComputeType
-from hyperai_provider.units import human_bytes
+from hyperai_provider.core.container import (
+    DROPPED_CAPABILITIES,
+    LABEL_EXECUTION,
+    LABEL_MANAGED,
+    LABEL_STORAGE_ROOT,
+    PROBE_PIDS,
+    SECURITY_OPTIONS,
+    TAIL_LINE_CHARS,
+    TAIL_LINES,
+    ContainerResult,
+    ContainerSpec,
+    MountSpec,
+    Watchdog,
+)
+from hyperai_provider.core.engine import Engine
+from hyperai_provider.exceptions import EngineError
 
 if TYPE_CHECKING:
-    import docker
     from docker.models.containers import Container
 
-LABEL_PREFIX = "io.hyperai"
-LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
-LABEL_EXECUTION = f"{LABEL_PREFIX}.execution"
-LABEL_GEAR = f"{LABEL_PREFIX}.gear"
-LABEL_STORAGE_ROOT = f"{LABEL_PREFIX}.storage-root"
-TAIL_LINES = 40
-TAIL_LINE_CHARS = 2000
-FACTS_TTL_SECONDS = 300
+log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class MountSpec:
-    """A bind mount of a host path, or a named volume (overlay continuations)."""
-
-    source: str
-    target: str
-    read_only: bool = False
-    kind: Literal["bind", "volume"] = "bind"
-
-
-DROPPED_CAPABILITIES = (
-    "MKNOD",  # device nodes in a working directory the host later copies (read a host disk through it)
-    "NET_RAW",  # raw sockets: spoofing on the engine's bridge (ping still works: ping_group_range)
-    "SYS_CHROOT",
-    "AUDIT_WRITE",
-    "SETFCAP",  # file capabilities on binaries the next execution or the host might run
-    "SETPCAP",
-    "NET_BIND_SERVICE",  # ports < 1024 still bind: Docker sets ip_unprivileged_port_start=0
-)
-"""Capabilities Docker grants by default that training code does not need. Root in the container keeps
-CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID and SETUID: pip/venv installs, chown/chmod of its own
-files, su to another user, signals to its own processes, JupyterLab."""
-SECURITY_OPTIONS = ("no-new-privileges",)
-"""No setuid binary or file capability raises a process's privileges inside the container."""
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """Everything needed to create one execution's container."""
-
-    name: str
-    image: str
-    command: list[str]
-    working_dir: str
-    environment: dict[str, str]
-    mounts: tuple[MountSpec, ...]
-    labels: dict[str, str]
-    compute: ComputeType
-    ports: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """container port ('8888/tcp') -> (host address, host port; 0 picks a free one)."""
-
-    def create_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``client.containers.create``."""
-        from docker.types import DeviceRequest, Mount
-
-        compute = self.compute
-        kwargs: dict[str, Any] = {
-            "image": self.image,
-            "command": self.command,
-            "name": self.name,
-            "working_dir": self.working_dir,
-            "environment": dict(self.environment),
-            "labels": dict(self.labels),
-            "mounts": [
-                Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only)
-                for m in self.mounts
-            ],
-            "nano_cpus": int(compute.cpus * 1_000_000_000),
-            "mem_limit": int(compute.memory),
-            "memswap_limit": int(compute.memory),
-            "shm_size": int(compute.shm_size),
-            "pids_limit": int(compute.pids),
-            "cap_drop": list(DROPPED_CAPABILITIES),
-            "security_opt": list(SECURITY_OPTIONS),
-            "init": True,
-            "detach": True,
-            "stdin_open": False,
-            "tty": False,
-        }
-        if compute.gpus:
-            kwargs["device_requests"] = [DeviceRequest(count=compute.gpus, capabilities=[["gpu"]])]
-        if self.ports:
-            kwargs["ports"] = {
-                port: (address, host_port or None) for port, (address, host_port) in self.ports.items()
-            }
-        return kwargs
-
-
-@dataclass(frozen=True)
-class ContainerResult:
-    exit_code: int
-    oom_killed: bool
-    last_lines: list[str]
-    stopped_because: str | None = None
-    """Set when a watchdog stopped the container (e.g. 'disk quota exceeded')."""
-
-
-Watchdog = Callable[[], str | None]
-"""Called every few seconds while the container runs; a returned reason stops the container."""
-
-
-class DockerRunner:
-    """Talks to one Docker engine. No I/O in ``__init__``; the client is built on first use."""
-
-    def __init__(
-        self, base_url: str | None = None, stop_grace_seconds: float = 2.0, facts_cache: Path | None = None
-    ) -> None:
-        self.base_url = base_url
-        self.stop_grace_seconds = stop_grace_seconds
-        self.facts_cache = facts_cache
-        self._client: docker.DockerClient | None = None
-        self._info: dict[str, Any] | None = None
-
-    @property
-    def where(self) -> str:
-        return self.base_url or "the local socket (DOCKER_HOST or /var/run/docker.sock)"
-
-    @property
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            import docker
-
-            try:
-                if self.base_url:
-                    client = docker.DockerClient(base_url=self.base_url, version="auto")
-                else:
-                    client = docker.from_env(version="auto")  # "auto" asks the engine: a reachability check
-                client.api.trust_env = False  # proxies never apply to the engine socket; saves ms per call
-            except docker.errors.DockerException as error:
-                raise EngineError(
-                    f"The Docker engine at {self.where} is not reachable ({error}).",
-                    "Start it (scripts/setup_docker.sh starts dockerd), or set the hyperai connection's host.",
-                ) from error
-            self._client = client
-        return self._client
-
-    def engine_info(self) -> dict[str, Any]:
-        """The engine facts the checks need (CPUs, memory, runtimes).
-
-        ``docker info`` costs ~30 ms on every task start, so the facts are cached in ``facts_cache``
-        for a few minutes; they change only when the engine is reconfigured and restarted.
-        """
-        if self._info is None:
-            self._info = self._cached_facts()
-        if self._info is None:
-            info = self.client.info()
-            self._info = {
-                key: info.get(key) for key in ("ID", "NCPU", "MemTotal", "Runtimes", "ServerVersion")
-            }
-            if self.facts_cache is not None:
-                atomic_write_json(
-                    self.facts_cache, {"where": self.where, "at": time.time(), "facts": self._info}
-                )
-        return self._info
-
-    def _cached_facts(self) -> dict[str, Any] | None:
-        if self.facts_cache is None:
-            return None
-        try:
-            cached = json.loads(self.facts_cache.read_text())
-        except (OSError, ValueError):
-            return None
-        fresh = time.time() - float(cached.get("at", 0)) < FACTS_TTL_SECONDS
-        return cached.get("facts") if fresh and cached.get("where") == self.where else None
-
-    # -- checks before anything is created -----------------------------------------------------------
-
-    def check_compute(self, compute: ComputeType) -> None:
-        """Refuse compute types the engine cannot serve (CPUs, memory, GPU runtime)."""
-        info = self.engine_info()
-        cpus, memory = info.get("NCPU", 0), info.get("MemTotal", 0)
-        if compute.gpus:
-            runtimes = sorted((info.get("Runtimes") or {}).keys())
-            if "nvidia" not in runtimes:
-                raise EngineError(
-                    f"Compute type {compute.name!r} needs {compute.gpus} GPU(s), but the Docker engine at "
-                    f"{self.where} has no NVIDIA runtime (runtimes: {', '.join(runtimes) or 'none'}).",
-                    "Install the NVIDIA Container Toolkit and restart dockerd, or use a CPU compute type "
-                    "such as 'cpu'.",
-                )
-        if cpus and compute.cpus > cpus:
-            raise ConfigurationError(
-                f"Compute type {compute.name!r} asks for {compute.cpus:g} CPUs; the Docker engine has {cpus}.",
-                "Pick a smaller compute type, or add one that fits to compute_types.yaml.",
-            )
-        if memory and int(compute.memory) > memory:
-            raise ConfigurationError(
-                f"Compute type {compute.name!r} asks for {compute.memory.human_readable()} of memory; "
-                f"the Docker engine has {human_bytes(memory)}.",
-                "Pick a smaller compute type, or add one that fits to compute_types.yaml.",
-            )
-
-    def ensure_image(self, reference: str, pull: str = "missing", hint: str = "") -> None:
-        """Make sure the image is local, pulling it when allowed; explain how to get it otherwise."""
-        import docker
-
-        if pull != "always":
-            try:
-                self.client.images.get(reference)
-                return
-            except docker.errors.ImageNotFound:
-                if pull == "never":
-                    raise ImageNotFoundError(
-                        f"Image {reference!r} is not on the Docker engine and pulling is disabled.",
-                        hint or f"Build or load it first (docker pull {reference}).",
-                    ) from None
-        try:
-            self.client.images.pull(reference)
-        except docker.errors.DockerException as error:
-            raise ImageNotFoundError(
-                f"Image {reference!r} is not on the Docker engine and could not be pulled ({error}).",
-                hint or "Build it locally (scripts/build_images.sh) or make a registry reachable.",
-            ) from error
+class DockerRunner(Engine):
+    """Containers and volumes on one engine (its connection and checks come from :class:`Engine`)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -322,7 +122,11 @@ class DockerRunner:
         stopped: list[str],
     ) -> None:
         while not done.wait(interval):
-            reason = watchdog()
+            try:
+                reason = watchdog()
+            except Exception as error:  # a failed look (engine busy) must not end the watching for good
+                log.warning("Watching %s: %s", container.name, getattr(error, "headline", None) or error)
+                continue
             if reason:
                 stopped.append(reason)
                 self.stop(container.name)
@@ -370,25 +174,6 @@ class DockerRunner:
             filters["label"].append(f"{LABEL_STORAGE_ROOT}={storage_root}")
         return list(self.client.containers.list(all=True, filters=filters))
 
-    def engine_failure(self, error: BaseException) -> EngineError | None:
-        """An :class:`EngineError` naming the engine when ``error`` means it went away (connection refused
-        or reset, socket gone, engine restarting); None for anything else."""
-        import docker
-        import requests
-
-        connection_errors = (requests.exceptions.ConnectionError, ConnectionError, docker.errors.DockerException)
-        if isinstance(error, EngineError):
-            return error
-        if not isinstance(error, connection_errors) or isinstance(error, docker.errors.ContainerError):
-            return None
-        if isinstance(error, docker.errors.APIError) and error.status_code not in (None, 500, 502, 503):
-            return None
-        return EngineError(
-            f"The Docker engine at {self.where} went away while the execution ran ({type(error).__name__}).",
-            "Check that dockerd is running (scripts/setup_docker.sh starts it), then run the task again; "
-            "the working directory was kept.",
-        )
-
     # -- volumes (overlay working directories) -------------------------------------------------------------
 
     def create_volume(self, name: str, options: dict[str, str], labels: dict[str, str]) -> str:
@@ -430,6 +215,9 @@ class DockerRunner:
                 entrypoint=[],
                 remove=True,
                 network_mode="none",
+                cap_drop=list(DROPPED_CAPABILITIES),
+                security_opt=list(SECURITY_OPTIONS),
+                pids_limit=PROBE_PIDS,
                 mounts=[Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only) for m in mounts or []],
             )
         except docker.errors.ContainerError:

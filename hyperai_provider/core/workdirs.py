@@ -15,8 +15,8 @@ from typing import Literal
 
 from hyperai_provider.core import layers
 from hyperai_provider.core.backend import Backend
+from hyperai_provider.core.container import MountSpec
 from hyperai_provider.core.layers import MergedView
-from hyperai_provider.core.runner import MountSpec
 from hyperai_provider.core.storage import Usage, atomic_write_json, resolve_inside, tree_usage
 from hyperai_provider.exceptions import ConfigurationError, ConflictError
 from hyperai_provider.models import ExecutionRecord

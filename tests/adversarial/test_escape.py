@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 import pytest
 
 from hyperai_provider.core import safecopy
+from hyperai_provider.core.container import DROPPED_CAPABILITIES, SECURITY_OPTIONS
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.runner import DROPPED_CAPABILITIES, SECURITY_OPTIONS
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.core.storage import StorageRoot
 from hyperai_provider.exceptions import ConfigurationError, ConflictError

@@ -21,6 +21,7 @@ from unittest.mock import create_autospec
 
 import pytest
 
+from hyperai_provider.core.container import TAIL_LINE_CHARS
 from hyperai_provider.core.gears import GearService
 from hyperai_provider.core.output import (
     CONTINUED,
@@ -32,7 +33,7 @@ from hyperai_provider.core.output import (
     read_from,
     tail,
 )
-from hyperai_provider.core.runner import TAIL_LINE_CHARS, DockerRunner
+from hyperai_provider.core.runner import DockerRunner
 from hyperai_provider.exceptions import ExecutionFailedError
 from hyperai_provider.models import ExecutionState
 from hyperai_provider.models.spec import build_spec

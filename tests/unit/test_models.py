@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from hyperai_provider.core.catalog import Catalogs
+from hyperai_provider.core.container import ContainerSpec, MountSpec
 from hyperai_provider.core.planner import build_command
-from hyperai_provider.core.runner import ContainerSpec, MountSpec
 from hyperai_provider.core.records import advance
 from hyperai_provider.exceptions import ConfigurationError, ConflictError, ImageNotFoundError
 from hyperai_provider.models import (
