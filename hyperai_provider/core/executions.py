@@ -16,12 +16,12 @@ from hyperai_provider.core import layers
 from hyperai_provider.core.backend import Backend, this_runner
 from hyperai_provider.core.closer import Closer, Outcome
 from hyperai_provider.core.code import copy_code, write_parameters
+from hyperai_provider.core.container import ContainerResult, ContainerSpec, MountSpec
 from hyperai_provider.core.notebooks import export_into
 from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.planner import ExecutionPlan, build_command
 from hyperai_provider.core.quota import log_limit, over_disk_quota
 from hyperai_provider.core.records import revise
-from hyperai_provider.core.runner import ContainerResult, ContainerSpec, MountSpec
 from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import (
