@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hyperai_provider.exceptions import ConfigurationError, ConflictError, HyperAIError, NotFoundError
 from hyperai_provider.plugins import render
@@ -16,6 +17,14 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'self'; base-uri 'none'"
 )
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+PROXIED = "/workspaces/"
+"""Routes under this path relay JupyterLab (routes/workspaces.py): its pages carry its own headers."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _STATUS = ((NotFoundError, 404), (ConflictError, 409), (ConfigurationError, 400))
 
 
@@ -28,31 +37,59 @@ async def _hyperai_error(request: Request, error: Exception) -> Response:
     status = _status_of(error)
     if "/api/" in request.url.path:
         return JSONResponse({"detail": error.headline, "hint": error.hint}, status_code=status)
-    return HTMLResponse(render.error_page(status, error.headline, error.hint), status_code=status)
+    # Our own page, also where the middleware leaves headers alone (an error on a proxied path).
+    return HTMLResponse(
+        render.error_page(status, error.headline, error.hint), status_code=status, headers=SECURITY_HEADERS
+    )
 
 
-async def _security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        # Session cookies ride along on cross-site form posts: refuse actions from another origin.
-        origin = request.headers.get("origin") or request.headers.get("referer")
-        if origin and urlsplit(origin).netloc != request.headers.get("host"):
-            return JSONResponse({"detail": "Cross-origin request refused."}, status_code=403)
-    response = await call_next(request)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
+def same_origin(headers: Headers) -> bool:
+    """Session cookies ride along on cross-site requests: one whose Origin (else Referer) names another
+    host is refused. Used for unsafe methods here and for every WebSocket handshake of the proxy."""
+    origin = headers.get("origin") or headers.get("referer")
+    return not origin or urlsplit(origin).netloc == headers.get("host")
+
+
+class SecurityMiddleware:
+    """Refuse cross-origin actions; give the app's own pages a strict CSP and companions.
+
+    Plain ASGI (no ``BaseHTTPMiddleware``), so proxied bodies stream through untouched; responses relayed
+    from JupyterLab keep Jupyter's own headers (it needs its scripts, which the strict CSP forbids)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in SAFE_METHODS and not same_origin(Headers(scope=scope)):
+            response = JSONResponse({"detail": "Cross-origin request refused."}, status_code=403)
+            await response(scope, receive, send)
+            return
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if (path[len(root) :] if path.startswith(root) else path).startswith(PROXIED):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app() -> FastAPI:
     """Build the HyperAI app (no settings, store or Airflow config are read here)."""
-    from hyperai_provider.plugins.routes import datasets, executions, files, gears
+    from hyperai_provider.plugins.routes import datasets, executions, files, gears, workspaces
 
     app = FastAPI(title="HyperAI Gears", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.add_exception_handler(HyperAIError, _hyperai_error)
-    app.middleware("http")(_security_headers)
-    for module in (gears, executions, files, datasets):
+    app.add_middleware(SecurityMiddleware)
+    for module in (gears, executions, files, datasets, workspaces):
         app.include_router(module.router)
     return app

@@ -1,4 +1,4 @@
-"""One router per resource: gears, executions, files, datasets."""
+"""One router per resource: gears, executions, files, datasets; and the workspaces proxy (JupyterLab)."""
 
 from __future__ import annotations
 
