@@ -58,6 +58,7 @@ class Closer:
             self.release(record)
             return record
         self._stop(record)
+        store.release_reserve()  # the disk is full: its container stopped, this close finds room
         if record.mode is ExecutionMode.WORKSPACE:
             self._keep_workspace_output(record)
         fields: dict[str, Any] = {

@@ -7,6 +7,8 @@ truth, the columns serve queries. Safe for several processes: SQLite writes take
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hyperai_provider.core.records import advance, document_of, parse_record, read_records
-from hyperai_provider.exceptions import ConflictError, NotFoundError
+from hyperai_provider.exceptions import ConflictError, NotFoundError, StorageError
 from hyperai_provider.models import (
     Dataset,
     DatasetVersion,
@@ -27,6 +29,10 @@ from hyperai_provider.models import (
 )
 
 Named = TypeVar("Named", Gear, Dataset)
+
+RESERVE_BYTES = 2 * 1024 * 1024
+"""Space set aside beside a SQLite store file (``store.reserve``): given up once the disk is full, so the
+records of executions that filled it can still be closed; set aside again when a store opens with room."""
 
 metadata = sa.MetaData()
 
@@ -99,14 +105,52 @@ class GearStore:
         self.url = url
         self.engine = _make_engine(url)
         metadata.create_all(self.engine)
+        local = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+        self.reserve = Path(url.removeprefix("sqlite:///")).with_suffix(".reserve") if local else None
+        self._set_reserve_aside()
+
+    def _set_reserve_aside(self) -> None:
+        if self.reserve is None or self.reserve.exists():
+            return
+        try:
+            fd = os.open(self.reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:  # made by another process meanwhile, or no room for even the name
+            return
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        except OSError:  # no room (or no fallocate): go without
+            self.reserve.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    def release_reserve(self) -> bool:
+        """Give the reserve up if the disk is full (less free than the reserve): the closer calls this once
+        the container that filled it stopped, so closing its record finds room. True if released."""
+        if self.reserve is None:
+            return False
+        try:
+            free = os.statvfs(self.reserve.parent)
+            if free.f_bavail * free.f_frsize >= RESERVE_BYTES:
+                return False
+            self.reserve.unlink()
+        except OSError:
+            return False
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.begin() as connection:
-            yield connection
+        """A write transaction; a full disk is a StorageError (SQLite rolled the transaction back)."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except sa.exc.OperationalError as error:
+            if "database or disk is full" not in str(error.orig):
+                raise
+            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise StorageError.from_os_error(full, "writing the Gear store") from error
 
     # -- gears -------------------------------------------------------------------------------------
 
@@ -175,8 +219,14 @@ class GearStore:
     def create_execution(
         self, gear: str, owner: str, build: Callable[[str, int], ExecutionRecord]
     ) -> ExecutionRecord:
-        """Allocate the gear's next number (never reused) and insert the record ``build(id, n)`` returns."""
-        self.ensure_gear(gear, owner)
+        """Allocate the gear's next number (never reused) and insert the record ``build(id, n)`` returns;
+        refused when the gear exists and belongs to another user (checked in the same transaction)."""
+        existing = self.ensure_gear(gear, owner)
+        if existing.owner != owner:
+            raise ConflictError(
+                f"Gear {gear!r} belongs to another user; executions run only in their owner's gear.",
+                "Use a gear name of your own (gear=...).",
+            )
         with self._write() as connection:
             number = connection.execute(
                 sa.select(gears_table.c.next_number).where(gears_table.c.name == gear)
