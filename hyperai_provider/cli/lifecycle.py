@@ -16,6 +16,7 @@ from hyperai_provider.cli.common import (
     print_json,
     service_from,
 )
+from hyperai_provider.exceptions import ConflictError
 from hyperai_provider.models import NotificationSettings, NotifyEvent, Visibility
 
 
@@ -83,12 +84,17 @@ def stop_execution(args: argparse.Namespace) -> int:
 
 def delete_execution(args: argparse.Namespace) -> int:
     service = service_from(args)
-    record = service.access().execution(args.execution_id)
-    service.access().owned_gear(record.gear)
-    targets = service.lifecycle.plan_delete(record.id, args.cascade, args.flatten)  # refusals before asking
-    if not confirmed(args, " and ".join(target.id for target in targets)):
+    try:
+        record = service.access().execution(args.execution_id)
+    except ConflictError:  # its stored record cannot be read: only its row and folder go (owner only)
+        record = None
+    service.access().owned_gear(record.gear if record else args.execution_id.rpartition("/")[0])
+    targets = [args.execution_id]
+    if record is not None:  # refusals before asking
+        targets = [t.id for t in service.lifecycle.plan_delete(record.id, args.cascade, args.flatten)]
+    if not confirmed(args, " and ".join(targets)):
         return EXIT_CONFLICT
-    result = service.lifecycle.delete_execution(record.id, args.cascade, args.flatten)
+    result = service.lifecycle.delete_execution(args.execution_id, args.cascade, args.flatten)
     if result.flattened:
         print(f"made self-contained: {', '.join(result.flattened)}")
     print(f"deleted {', '.join(result.deleted)}; released {human_bytes(result.bytes_released)}")
