@@ -285,3 +285,116 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     monkeypatch.setenv("HYPERAI_SMTP_FROM", "hyperai@example.test")
     yield handler
     controller.stop()
+
+
+class SecondEngine:
+    """A dockerd of the test's own, never the shared one: its own data root, exec root (and containerd),
+    socket and pid file under a short folder in /tmp, in its own network namespace (``unshare --net``)
+    with no bridge and no iptables rules, so starting and stopping it touches nothing the shared engine
+    uses (``--bridge=none`` alone deletes the host's docker0 bridge when run in the host's namespace)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="hai-dockerd-", dir="/tmp"))  # unix sockets: < 108 chars
+        self.socket = self.folder / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.log = self.folder / "dockerd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        """Start dockerd and wait until it answers; fails the test (with its log's tail) if it does not."""
+        import docker
+
+        command = [
+            "unshare", "--net", "dockerd",
+            "--data-root", str(self.folder / "data"),
+            "--exec-root", str(self.folder / "exec"),
+            "--pidfile", str(self.folder / "dockerd.pid"),
+            "-H", self.host,
+            "--bridge=none", "--iptables=false", "--ip-masq=false",
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                docker.DockerClient(base_url=self.host, timeout=5).ping()
+                return
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    tail = self.log.read_text(errors="replace")[-2000:]
+                    status = self.process.poll()
+                    _need(f"a second Docker engine could not start (dockerd: {status}):\n{tail}")
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM to dockerd (it stops its containers and its containerd), then wait for it to exit."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import docker
+
+        return docker.DockerClient(base_url=self.host, timeout=60)
+
+    def load(self, image: str) -> None:
+        """Copy an image from the shared engine into this one (docker save | docker load)."""
+        saved = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        loaded = subprocess.run(["docker", "-H", self.host, "load"], stdin=saved.stdout, capture_output=True)
+        assert saved.stdout is not None
+        saved.stdout.close()
+        assert saved.wait(timeout=300) == 0 and loaded.returncode == 0, loaded.stderr.decode(errors="replace")
+
+    def destroy(self) -> None:
+        """Remove its containers, stop it, and delete its folder (whatever state the test left it in)."""
+        import shutil
+
+        if self.running:
+            with contextlib.suppress(Exception):
+                client = self.client()
+                for container in client.containers.list(all=True):
+                    container.remove(force=True)
+        self.stop()
+        for pid in os.listdir("/proc"):  # its shims, should a SIGKILL have left them: only ours, by pid
+            with contextlib.suppress(OSError):
+                if pid.isdigit() and str(self.folder).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(int(pid), signal.SIGKILL)
+        with open("/proc/mounts") as mounts:
+            below = [line.split()[1] for line in mounts if line.split()[1].startswith(str(self.folder))]
+        for mount in sorted(below, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def second_engine(docker_engine) -> Iterator[SecondEngine]:  # type: ignore[no-untyped-def]
+    """A started dockerd of the test's own (see :class:`SecondEngine`); destroyed after the test whatever
+    happens. Needs root, ``dockerd`` and ``unshare``: otherwise skipped (failed under CI=true)."""
+    import shutil
+
+    if os.geteuid() != 0:
+        _need("a second Docker engine needs root")
+    missing = [tool for tool in ("dockerd", "unshare", "docker") if shutil.which(tool) is None]
+    if missing:
+        _need(f"a second Docker engine needs {', '.join(missing)} on PATH")
+    engine = SecondEngine()
+    try:
+        engine.start()
+        yield engine
+    finally:
+        engine.destroy()
