@@ -21,8 +21,10 @@ class GearWorkspaceOperator(GearTaskOperator):
 
     Takes the same ``image`` (default ``jupyter``), ``compute_type``, ``gear``, ``code``, ``inputs``,
     ``environment`` and ``parameters`` as :class:`GearTaskOperator` (no ``command``). It starts
-    JupyterLab with a random token, logs the URL, then defers: no worker slot is held while the user
-    works. It ends when JupyterLab is shut down from its menu, on ``hyperai stop GEAR/N``, after
+    JupyterLab with a random token that stays on the server, logs and pushes (the "Open JupyterLab" link)
+    the web UI's proxy path ``/hyperai/workspaces/<gear>/<n>/lab``, where only the gear's owner, logged
+    in to Airflow, gets through; then it defers: no worker slot is held while the user works. It ends
+    when JupyterLab is shut down from its menu, on ``hyperai stop GEAR/N``, after
     ``idle_timeout`` seconds without kernel, terminal or API activity, or at ``max_runtime``. The working
     directory is saved and the task returns its reference, so a downstream task can promote it:
     ``GearTaskOperator(code=workspace.output, ...)``.
