@@ -54,6 +54,8 @@ class ExecutionPlan:
     """A folder or file to upload, or (promotion) a closed execution's single-layer working dir."""
     code_view: View | None = None
     """Promotion from a continued execution: its merged view, materialised as the view ``code``."""
+    code_reference: str | None = None
+    """Promotion: the execution (``gear/n[:sub/path]``) the code comes from, as the record keeps it."""
     inputs: list[InputBinding] = field(default_factory=list)
     """Resolved bindings; one without ``host_path`` is bound from the view named by its slot."""
     input_views: dict[str, View] = field(default_factory=dict)
@@ -67,9 +69,8 @@ class ExecutionPlan:
 
     @property
     def code_source(self) -> str | None:
-        if self.code_view is not None:
-            return self.code_view.source.id + (f":{self.code_view.sub_path}" if self.code_view.sub_path else "")
-        return str(self.code) if self.code is not None else None
+        """What the record keeps as the code's origin: an execution reference, or the uploaded path."""
+        return self.code_reference or (str(self.code) if self.code is not None else None)
 
 
 def build_command(command: str | list[str] | None, parameters: dict[str, Any]) -> list[str]:
@@ -105,6 +106,7 @@ class Planner:
             inherited = [InputBinding(slot=b.slot, source=b.source) for b in parent.inputs]
             spec = spec.model_copy(update={"inputs": inherited})
         code, code_view = self._code(spec, access)
+        code_reference = spec.code_from.strip() if spec.code_from else None
         notebooks: list[str] = []
         if spec.mode is ExecutionMode.TASK and (code is not None or code_view is not None):
             notebooks = check_notebooks(self._code_listing(code, code_view))
@@ -129,6 +131,7 @@ class Planner:
             image_entry=image_entry,
             code=code,
             code_view=code_view,
+            code_reference=code_reference,
             inputs=inputs,
             input_views=input_views,
             notebooks=notebooks,

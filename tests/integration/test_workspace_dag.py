@@ -125,7 +125,7 @@ def test_workspace_then_task_with_the_workspaces_code(
     train = result.xcom(DAG_ID, "train")
     assert develop["execution_id"] == record.id and develop["state"] == "succeeded"
     shown = json.loads(run_cli("show", train["execution_id"], "--json", storage_root=storage_root).stdout)
-    assert shown["code_source"].endswith(f"gears/{DAG_ID}/{record.number}/home")
+    assert shown["code_source"] == record.id
     assert (Path(shown["workdir"]) / "train.py").read_text() == edited
     assert (
         "promoted from the workspace"

@@ -49,7 +49,7 @@ def test_a_task_takes_its_code_from_an_executions_working_directory(docker_servi
     )
     assert "from the source execution" in lines
     assert "big.bin" not in lines  # only the sub-path was taken
-    assert promoted.code_source == str(docker_service.workdir(source) / "src")
+    assert promoted.code_source == f"{source.id}:src"
     assert (docker_service.workdir(source) / "src" / "job.py").is_file()  # the source is untouched
 
 
