@@ -71,7 +71,7 @@ class ExecutionFailedError(HyperAIError):
         self.last_lines = list(last_lines or [])
         tail = "\n".join(f"  | {line}" for line in self.last_lines)
         headline = f"Execution {execution_id} failed: {reason}"
-        if exit_code is not None and f"exit code {exit_code}" not in reason:
+        if exit_code is not None and f"code {exit_code}" not in reason:
             headline += f" (exit code {exit_code})"
         super().__init__(headline, f"Last log lines:\n{tail}" if tail else None)
 

@@ -25,6 +25,7 @@ from hyperai_provider.core.records import revise
 from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import (
+    EngineError,
     ExecutionFailedError,
     ExecutionTerminatedError,
     HyperAIError,
@@ -237,22 +238,27 @@ class Executions:
         except HyperAIError as error:
             self.closer.close(record.id, Outcome(ExecutionState.FAILED, error.headline))
             raise
-        except OSError as error:
-            engine = runner.engine_failure(error)  # requests' ConnectionError is an OSError too
-            if engine is not None:
-                self.closer.close(record.id, Outcome(ExecutionState.FAILED, engine.headline, saved_completely=False))
-                raise engine from error
-            failure = StorageError.from_os_error(error, f"preparing {record.id}")
-            self.closer.close(record.id, Outcome(ExecutionState.FAILED, failure.headline))
-            raise failure from error
         except BaseException as error:
-            engine = runner.engine_failure(error)
-            if engine is not None:
-                self.closer.close(record.id, Outcome(ExecutionState.FAILED, engine.headline, saved_completely=False))
-                raise engine from error
-            self.terminate_interrupted(record, f"interrupted ({type(error).__name__})")
-            raise
+            failure = self._failure(record.id, error)
+            if failure is None:  # SIGTERM/SIGINT, Airflow's kill: stop within the grace and save
+                self.terminate_interrupted(record, f"interrupted ({type(error).__name__})")
+                raise
+            complete = not isinstance(failure, EngineError)
+            self.closer.close(record.id, Outcome(ExecutionState.FAILED, failure.headline, saved_completely=complete))
+            raise failure from None  # the message says what happened; the raw chain would bury it
         return self._close_task(record.id, result)
+
+    def _failure(self, id_: str, error: BaseException) -> EngineError | StorageError | None:
+        """What an unexpected error means for the user: the engine went away, or the storage root could
+        not be written; None for an interruption."""
+        engine = self.backend.runner.engine_failure(error)  # requests' ConnectionError is an OSError too
+        if engine is not None:
+            log.info("Execution %s lost its engine: %r", id_, error)
+            return engine
+        if isinstance(error, OSError):
+            state = self.backend.store.get_execution(id_).state.value
+            return StorageError.from_os_error(error, f"execution {id_} ({state})")
+        return None
 
     def _close_task(self, id_: str, result: ContainerResult) -> ExecutionRecord:
         stop = self.backend.store.get_execution(id_).stop_requested
