@@ -69,8 +69,6 @@ class WorkspaceOptions:
     """Host address the port is published on; loopback by default (``0.0.0.0``: every interface)."""
     host_port: int = 0
     """Host port; 0 lets the engine pick a free one."""
-    public_host: str | None = None
-    """Host name put in the URL (default: the host address, or ``localhost`` for ``0.0.0.0``)."""
     idle_timeout: float | None = 3600.0
     """Seconds without kernel, terminal or API activity after which the workspace is closed."""
     max_runtime: float | None = None

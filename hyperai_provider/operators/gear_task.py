@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from hyperai_provider.exceptions import ConfigurationError
-from hyperai_provider.links import ExecutionLink
+from hyperai_provider.links import EXECUTION_ID_KEY, ExecutionLink
 from hyperai_provider.models import AirflowContext, ExecutionMode, ExecutionRecord, WorkdirSource
 from hyperai_provider.models.sources import parse_source
 from hyperai_provider.models.spec import ExecutionSpec, build_spec
@@ -217,7 +217,7 @@ class GearTaskOperator(BaseOperator):
 
         def remember(record: ExecutionRecord) -> None:
             self._execution_id = record.id
-            context["ti"].xcom_push(key=ExecutionLink.xcom_key, value=record.id)
+            context["ti"].xcom_push(key=EXECUTION_ID_KEY, value=record.id)
             self.log.info(
                 "Execution %s created (compute type %s, image %s)", record.id, record.compute.name, record.image
             )

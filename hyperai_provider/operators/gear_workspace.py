@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hyperai_provider.exceptions import ConfigurationError, ExecutionFailedError, ExecutionTerminatedError
-from hyperai_provider.links import ExecutionLink, JupyterLabLink
+from hyperai_provider.links import WORKSPACE_PATH_KEY, ExecutionLink, JupyterLabLink
 from hyperai_provider.models import ExecutionMode, ExecutionState
 from hyperai_provider.operators.gear_task import GearTaskOperator
 
@@ -31,7 +31,6 @@ class GearWorkspaceOperator(GearTaskOperator):
 
     :param host_address: host address JupyterLab's port is published on (default loopback).
     :param host_port: host port (0: a free one picked by Docker).
-    :param public_host: host name put in the URL (default: the host address).
     :param idle_timeout: seconds of inactivity that end the workspace (None: never).
     :param max_runtime: seconds after which the workspace is terminated (None: no limit).
     :param poll_interval: seconds between the trigger's checks.
@@ -48,7 +47,6 @@ class GearWorkspaceOperator(GearTaskOperator):
         image: str = "jupyter",
         host_address: str = "127.0.0.1",
         host_port: int = 0,
-        public_host: str | None = None,
         idle_timeout: float | None = 3600.0,
         max_runtime: float | None = None,
         poll_interval: float = 5.0,
@@ -65,7 +63,6 @@ class GearWorkspaceOperator(GearTaskOperator):
         self.options: WorkspaceOptions = WorkspaceOptions(  # checks the values now, at DAG parse time
             host_address=host_address,
             host_port=host_port,
-            public_host=public_host,
             idle_timeout=idle_timeout,
             max_runtime=max_runtime,
         )
@@ -81,7 +78,7 @@ class GearWorkspaceOperator(GearTaskOperator):
         plan = workspaces.plan(self.build_spec(context), self.options)
         workspace = workspaces.start(plan, self.options, on_line=self.log.info, on_created=self._created(context))
         self.log.info("JupyterLab is ready: open %s in the Airflow web UI", workspace.path)
-        context["ti"].xcom_push(key=JupyterLabLink.xcom_key, value=workspace.path)
+        context["ti"].xcom_push(key=WORKSPACE_PATH_KEY, value=workspace.path)
         self.defer(
             trigger=WorkspaceTrigger(
                 execution_id=workspace.record.id,
@@ -103,7 +100,7 @@ class GearWorkspaceOperator(GearTaskOperator):
                 id_, WorkspaceEnd(event["state"], event["reason"], event.get("exit_code"))
             )
         finally:
-            context["ti"].xcom_push(key=JupyterLabLink.xcom_key, value="")  # the URL is dead now
+            context["ti"].xcom_push(key=WORKSPACE_PATH_KEY, value="")  # the URL is dead now
         self.log.info(
             "Workspace %s %s (%s); working directory: %s",
             record.id,
