@@ -12,7 +12,7 @@ from typing import Literal
 
 import pathspec
 
-from hyperai_provider.core import safecopy
+from hyperai_provider.core import safecopy, safewrite
 from hyperai_provider.core.storage import atomic_write_json
 from hyperai_provider.exceptions import ConfigurationError, ConflictError
 
@@ -87,7 +87,7 @@ def copy_code(
     """
     files = code_files(source)
     result = CodeCopy()
-    with safecopy.Destination(home) as destination:
+    with safewrite.Destination(home) as destination:
         conflicts = _conflicts(files, destination, exists)
         if conflicts and conflict == "error":
             raise ConflictError(
@@ -107,7 +107,7 @@ def copy_code(
 
 
 def _conflicts(
-    files: list[tuple[Path, str]], destination: safecopy.Destination, exists: Callable[[str], bool] | None
+    files: list[tuple[Path, str]], destination: safewrite.Destination, exists: Callable[[str], bool] | None
 ) -> dict[str, str]:
     """Uploaded paths the working directory already has, or has a non-folder in the way of (why)."""
     found: dict[str, str] = {}
@@ -124,7 +124,7 @@ def _named(conflicts: dict[str, str]) -> list[str]:
     return [relative if why == "exists" else f"{relative} ({why})" for relative, why in conflicts.items()]
 
 
-def _copy_one(path: Path, relative: str, destination: safecopy.Destination) -> bool:
+def _copy_one(path: Path, relative: str, destination: safewrite.Destination) -> bool:
     """Copy one upload (replacing whatever the working directory has there); False if it was skipped."""
     if path.is_symlink():
         destination.symlink(relative, os.readlink(path), replace=True)

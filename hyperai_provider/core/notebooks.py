@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hyperai_provider.core import safecopy
+from hyperai_provider.core import safecopy, safewrite
 from hyperai_provider.core.storage import atomic_write_bytes
 from hyperai_provider.exceptions import ConfigurationError
 
@@ -132,9 +132,9 @@ def export_into(home: Path, notebooks: list[str]) -> list[str]:
     """Export each uploaded notebook next to itself in the working directory; return the scripts.
     Neither the notebook nor the script is reached through a symlink in the working directory."""
     scripts = []
-    with safecopy.Destination(home) as destination:
+    with safewrite.Destination(home) as destination:
         for relative in notebooks:
-            safecopy.split_relative(relative)  # no '..', not absolute
+            safewrite.split_relative(relative)  # no '..', not absolute
             if destination.blocker(relative) is not None:
                 raise ConfigurationError(
                     f"Notebook {relative} is below a symlink or file in the working directory.",

@@ -157,7 +157,7 @@ class StorageRoot:
         by a walk of the destination before anyone can read it; that walk is the proof, whatever the
         source holds.
         """
-        from hyperai_provider.core import safecopy
+        from hyperai_provider.core import safecopy, safewrite
 
         destination.parent.mkdir(parents=True, exist_ok=True)
         # GNU cp links 50,000 files in ~0.8 s; the Python walk below takes ~2.4 s.
@@ -170,7 +170,7 @@ class StorageRoot:
         if destination.exists():
             shutil.rmtree(destination)
         total = files = 0
-        with safecopy.Destination(destination) as target:
+        with safewrite.Destination(destination) as target:
             for entry in safecopy.walk(source):
                 if entry.kind == "dir":
                     target.mkdir(entry.relative, entry.lstat())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperai_provider.core import safecopy
+from hyperai_provider.core import safecopy, safewrite
 from hyperai_provider.core.layers import MergedView
 from hyperai_provider.core.storage import Usage
 
@@ -55,7 +55,7 @@ def copy_layers(
     directory descriptors, so no symlink in ``destination`` is followed either."""
     began = last = time.monotonic()
     files = copied = 0
-    with safecopy.Destination(destination) as target:
+    with safewrite.Destination(destination) as target:
         for entry in MergedView(layers).walk():
             if entry.kind == "dir":
                 target.mkdir(entry.relative, entry.path.lstat())

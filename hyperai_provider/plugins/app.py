@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
@@ -11,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hyperai_provider.exceptions import ConfigurationError, ConflictError, HyperAIError, NotFoundError
 from hyperai_provider.plugins import render
+from hyperai_provider.plugins.routes import same_origin
 
 URL_PREFIX = "/hyperai"
 CONTENT_SECURITY_POLICY = (
@@ -41,13 +40,6 @@ async def _hyperai_error(request: Request, error: Exception) -> Response:
     return HTMLResponse(
         render.error_page(status, error.headline, error.hint), status_code=status, headers=SECURITY_HEADERS
     )
-
-
-def same_origin(headers: Headers) -> bool:
-    """Session cookies ride along on cross-site requests: one whose Origin (else Referer) names another
-    host is refused. Used for unsafe methods here and for every WebSocket handshake of the proxy."""
-    origin = headers.get("origin") or headers.get("referer")
-    return not origin or urlsplit(origin).netloc == headers.get("host")
 
 
 class SecurityMiddleware:

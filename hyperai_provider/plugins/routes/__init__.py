@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.datastructures import Headers
 
 
 def base(request: Request) -> str:
@@ -22,3 +25,10 @@ def action_done(request: Request, message: str, location: str) -> Response:
     if is_form(request):
         return RedirectResponse(f"{base(request)}{location}", status_code=303)
     return JSONResponse({"message": message, "location": f"{base(request)}{location}"})
+
+
+def same_origin(headers: Headers) -> bool:
+    """Session cookies ride along on cross-site requests: one whose Origin (else Referer) names another
+    host is refused. Used for unsafe methods here and for every WebSocket handshake of the proxy."""
+    origin = headers.get("origin") or headers.get("referer")
+    return not origin or urlsplit(origin).netloc == headers.get("host")

@@ -35,8 +35,8 @@ from starlette.websockets import WebSocketDisconnect
 from hyperai_provider.core.workspace import WORKSPACE_URL_PREFIX
 from hyperai_provider.exceptions import NotFoundError
 from hyperai_provider.models import ExecutionMode, execution_id
-from hyperai_provider.plugins.app import same_origin
 from hyperai_provider.plugins.deps import Caller, CallerDep, gear_service
+from hyperai_provider.plugins.routes import same_origin
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
