@@ -48,7 +48,7 @@ class MergedEntry:
 
     relative: str
     path: Path
-    kind: str  # "dir" | "file" | "symlink" | "other"
+    kind: str  # "dir" | "file" | "symlink", or what else it is ("FIFO", "character device", ...)
 
 
 @dataclass
@@ -67,16 +67,6 @@ def _xattr(path: Path | str, name: str) -> bytes | None:
         return os.getxattr(path, name, follow_symlinks=False)
     except OSError:
         return None
-
-
-def _kind(entry: os.DirEntry[str]) -> str:
-    if entry.is_symlink():
-        return "symlink"
-    if entry.is_dir(follow_symlinks=False):
-        return "dir"
-    if entry.is_file(follow_symlinks=False):
-        return "file"
-    return "other"
 
 
 class MergedView:
@@ -109,8 +99,8 @@ class MergedView:
                 name = entry.name
                 if name in settled:
                     continue
-                kind = _kind(entry)
-                if kind == "other" and is_whiteout(entry.stat(follow_symlinks=False)):
+                kind = safecopy.entry_kind(entry)
+                if kind not in safecopy.COPYABLE and is_whiteout(entry.stat(follow_symlinks=False)):
                     settled.add(name)
                     continue
                 child_relative = f"{relative}/{name}" if relative else name

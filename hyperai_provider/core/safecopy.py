@@ -212,7 +212,8 @@ class Entry:
         return open_regular(self.name, dir_fd=self.dir_fd)
 
 
-def _entry_kind(entry: os.DirEntry[str]) -> str:
+def entry_kind(entry: os.DirEntry[str]) -> str:
+    """What a directory entry is, never following a symlink (the words of :func:`kind_of`)."""
     if entry.is_symlink():
         return "symlink"
     if entry.is_dir(follow_symlinks=False):
@@ -266,7 +267,7 @@ def _walk(root: str | Path, on_special: Callable[[int, str, Path, str], None]) -
                     os.close(fd)
                 continue
             child = f"{relative}/{entry.name}" if relative else entry.name
-            kind = _entry_kind(entry)
+            kind = entry_kind(entry)
             if kind not in COPYABLE:
                 on_special(fd, entry.name, Path(root, child), kind)
                 continue
