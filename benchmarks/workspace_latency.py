@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import statistics
 import tempfile
@@ -66,7 +67,7 @@ def raw_round(client) -> tuple[float, float]:  # type: ignore[no-untyped-def]
 def workspace_round(number: int, poll_interval: float) -> tuple[float, float]:
     from hyperai_provider.core.gears import GearService
     from hyperai_provider.core.settings import HyperAISettings
-    from hyperai_provider.core.workspace import WorkspaceEnd, WorkspaceOptions, Workspaces
+    from hyperai_provider.core.workspace import WorkspaceEnd, WorkspaceOptions, workspace_path
     from hyperai_provider.models.spec import ExecutionSpec
     from hyperai_provider.triggers.workspace import WorkspaceTrigger
 
@@ -77,7 +78,8 @@ def workspace_round(number: int, poll_interval: float) -> tuple[float, float]:
     spec = ExecutionSpec(gear=f"bench-ws-{number}", image="jupyter", mode="workspace")  # type: ignore[arg-type]
     workspace = workspaces.start(workspaces.plan(spec, options), options, on_line=lambda _: None)
     ready = time.monotonic() - began
-    trigger = WorkspaceTrigger(workspace.record.id, str(root), poll_interval=poll_interval)
+    os.environ["HYPERAI_STORAGE_ROOT"] = str(root)  # the trigger resolves its settings like a task
+    trigger = WorkspaceTrigger(workspace.record.id, poll_interval=poll_interval)
 
     async def wait_for_end() -> dict:  # type: ignore[type-arg]
         async for event in trigger.run():
@@ -85,7 +87,9 @@ def workspace_round(number: int, poll_interval: float) -> tuple[float, float]:
         raise RuntimeError("no event")
 
     stop_began = time.monotonic()
-    shutdown(workspace.url.removesuffix("/lab"), workspace.token)
+    upstream = workspaces.upstream(workspace.record)
+    assert upstream is not None
+    shutdown(upstream[0] + workspace_path(workspace.record).rstrip("/"), workspace.token)
     payload = asyncio.run(wait_for_end())
     workspaces.finish(
         workspace.record.id, WorkspaceEnd(payload["state"], payload["reason"], payload["exit_code"])
