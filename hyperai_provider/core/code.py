@@ -32,15 +32,16 @@ class CodeCopy:
 
 
 def _ignore_spec(source_dir: Path) -> pathspec.PathSpec:
-    lines = list(ALWAYS_IGNORED)
-    try:  # a working directory's own .hyperaiignore: never through a symlink, never a FIFO
-        text = safecopy.read_regular(source_dir / IGNORE_FILE, limit=IGNORE_FILE_LIMIT)
-    except FileNotFoundError:
-        text = b""
-    except safecopy.Unsafe as error:
-        error.log()
-        text = b""
-    lines += text.decode("utf-8", errors="replace").splitlines()
+    lines = [*ALWAYS_IGNORED, ".openbayesignore"]
+    for name in (IGNORE_FILE, ".openbayesignore"):  # ours, and openbayes-cli's (same gitignore syntax)
+        try:  # a working directory's own ignore file: never through a symlink, never a FIFO
+            text = safecopy.read_regular(source_dir / name, limit=IGNORE_FILE_LIMIT)
+        except FileNotFoundError:
+            text = b""
+        except safecopy.Unsafe as error:
+            error.log()
+            text = b""
+        lines += text.decode("utf-8", errors="replace").splitlines()
     return pathspec.PathSpec.from_lines("gitwildmatch", lines)
 
 
