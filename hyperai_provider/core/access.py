@@ -5,9 +5,17 @@ gears and the versions of public datasets, and nothing at all of private ones: a
 dataset answers "does not exist", not "forbidden". Only owners change, run in, add to or delete.
 Running into, continuing from, taking code from, binding and publishing all ask this layer, with the
 caller's identity.
+
+An adapter may add read-only :class:`ReadGrants` decided outside the core: the web UI asks Airflow's
+auth manager (an Airflow admin reads every gear; a user Airflow lets see a DAG reads the executions that
+DAG ran, ``record.airflow.dag_id``). Grants never allow a change, and nothing else uses them: the CLI,
+the planner, datasets and deletion keep the plain owner/public rule.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from hyperai_provider.core.store import GearStore
 from hyperai_provider.exceptions import ConflictError, NotFoundError
@@ -21,21 +29,56 @@ from hyperai_provider.models import (
 )
 
 
+@dataclass(frozen=True)
+class ReadGrants:
+    """Read-only access beyond ownership and public gears, decided by the caller's adapter."""
+
+    everything: bool = False
+    """Read every gear and execution, running ones too (an Airflow admin)."""
+    dag: Callable[[str], bool] | None = None
+    """Whether the caller may read the executions this DAG id ran, running ones too."""
+
+
+NO_GRANTS = ReadGrants()
+
+
 class Access:
     """What ``user`` may see and change."""
 
-    def __init__(self, store: GearStore, user: str) -> None:
+    def __init__(self, store: GearStore, user: str, grants: ReadGrants = NO_GRANTS) -> None:
         self.store = store
         self.user = user
+        self.grants = grants
 
     def owns(self, gear: Gear) -> bool:
         return gear.owner == self.user
 
+    def _open(self, gear: Gear) -> bool:
+        """Visible without looking at its executions: owned, public, or every gear granted."""
+        return self.owns(gear) or gear.visibility is Visibility.PUBLIC or self.grants.everything
+
+    def _by_dag(self, record: ExecutionRecord) -> bool:
+        granted = self.grants.dag
+        return granted is not None and record.airflow is not None and granted(record.airflow.dag_id)
+
+    def _gears_by_dag(self, gear: str | None = None) -> set[str]:
+        """Gears with an execution the caller may read through its DAG."""
+        if self.grants.dag is None:
+            return set()
+        return {record.gear for record in self.store.list_executions(gear) if self._by_dag(record)}
+
+    def reads(self, gear: Gear, record: ExecutionRecord) -> bool:
+        """Whether the caller may read ``record`` of ``gear`` (owners and grants: running ones too)."""
+        if self.owns(gear) or self.grants.everything or self._by_dag(record):
+            return True
+        return gear.visibility is Visibility.PUBLIC and record.closed
+
     def can_see(self, gear: Gear) -> bool:
-        return self.owns(gear) or gear.visibility is Visibility.PUBLIC
+        return self._open(gear) or gear.name in self._gears_by_dag(gear.name)
 
     def gears(self) -> list[Gear]:
-        return [gear for gear in self.store.list_gears() if self.can_see(gear)]
+        by_dag = self._gears_by_dag()
+        return [gear for gear in self.store.list_gears() if self._open(gear) or gear.name in by_dag]
 
     def gear(self, name: str) -> Gear:
         gear = self.store.get_gear(name)
@@ -46,11 +89,11 @@ class Access:
     def executions(self, gear: str | None = None) -> list[ExecutionRecord]:
         if gear is not None:
             self.gear(gear)
-        visible = {g.name: g for g in self.gears()}
+        gears = {g.name: g for g in self.store.list_gears()}
         return [
             record
             for record in self.store.list_executions(gear)
-            if record.gear in visible and (self.owns(visible[record.gear]) or record.closed)
+            if record.gear in gears and self.reads(gears[record.gear], record)
         ]
 
     def execution(self, execution_id: str) -> ExecutionRecord:
@@ -59,11 +102,11 @@ class Access:
         )
         try:
             gear_name, _ = split_execution_id(execution_id)
-            gear = self.gear(gear_name)
+            gear = self.store.get_gear(gear_name)
+            record = self.store.get_execution(execution_id)
         except (ValueError, NotFoundError):
             raise missing from None
-        record = self.store.get_execution(execution_id)
-        if not self.owns(gear) and not record.closed:
+        if not self.reads(gear, record):
             raise missing
         return record
 
