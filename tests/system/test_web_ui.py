@@ -57,7 +57,7 @@ def web(
     env = {
         "HYPERAI_STORAGE_ROOT": str(storage),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:admin,bob:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:user,bob:user",  # admins would read every gear
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # One secret for the in-process app and the api-server, whatever order the tests run in.

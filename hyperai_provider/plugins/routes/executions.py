@@ -14,6 +14,7 @@ from hyperai_provider.plugins import render
 from hyperai_provider.plugins.deps import Caller, CallerDep
 from hyperai_provider.plugins.routes import action_done, base
 from hyperai_provider.plugins.routes.files import listing_html, readme_html
+from hyperai_provider.plugins.routes.gears import read_only_note
 from hyperai_provider.plugins.schemas import ExecutionOut
 
 router = APIRouter(tags=["executions"])
@@ -129,8 +130,10 @@ def confirm_delete_page(request: Request, gear: str, number: int, who: CallerDep
 
 
 def _actions(home: str, who: Caller, record: ExecutionRecord) -> str:
-    if not who.access.owns(who.access.gear(record.gear)):
-        return ""
+    """The owner's actions; anyone else reading it (public gear, Airflow grants) sees why there are none."""
+    gear = who.access.gear(record.gear)
+    if not who.access.owns(gear):
+        return read_only_note(gear.owner)
     api = f"{home}/api/executions/{record.id}"
     parts = []
     if record.closed and record.airflow is not None:

@@ -16,6 +16,32 @@ from hyperai_provider.plugins.schemas import ExecutionOut, GearOut
 from hyperai_provider.units import human_duration
 
 router = APIRouter(tags=["gears"])
+FIRST_STEPS = (
+    "<p id=\"empty\">No gears to show yet. Run <code>scripts/quickstart.sh</code> (it trains a small model with "
+    "<code>airflow dags test</code> and prints how to open this page), or run a DAG with a "
+    "<code>GearTaskOperator</code>.</p>"
+    '<p class="hint">A gear belongs to the user its tasks ran as: <code>[hyperai] user</code> or '
+    "<code>HYPERAI_USER</code> of the Airflow process that ran them, else that process's login name.</p>"
+)
+"""What a page with no gears says to do first."""
+
+
+def who_line(who: Caller) -> str:
+    """Who the caller is and what they see, so an empty or partial list explains itself."""
+    sees = (
+        "every gear, as an Airflow admin (read-only unless it is yours)"
+        if who.admin
+        else "your gears, public gears, and read-only the gears of DAGs Airflow lets you see"
+    )
+    return f'<p class="hint" id="who">Signed in as {render.esc(who.user)}: you see {sees}.</p>'
+
+
+def read_only_note(owner: str) -> str:
+    """The note on pages of a gear the caller may read but not change."""
+    return (
+        f'<p class="hint" id="read-only">Read-only: this gear belongs to {render.esc(owner)}; only its '
+        "owner can stop, continue, delete or change it.</p>"
+    )
 
 
 def _gears(who: Caller) -> list[GearOut]:
@@ -62,7 +88,11 @@ def gears_page(request: Request, who: CallerDep) -> str:
                 toggle,
             ]
         )
-    body = render.table(["Gear", "Owner", "Visibility", "Executions", "Storage", ""], rows, "gears")
+    body = who_line(who) + (
+        render.table(["Gear", "Owner", "Visibility", "Executions", "Storage", ""], rows, "gears")
+        if rows
+        else FIRST_STEPS
+    )
     return render.page(home, f"Gears ({who.user})", body)
 
 
@@ -97,6 +127,7 @@ def gear_page(
     body = (
         banner
         + f"<p>Owner {render.esc(found.owner)}, {render.esc(found.visibility.value)}</p>"
+        + ("" if who.access.owns(found) else read_only_note(found.owner))
         + render.table(headers, [history_row(home, r) for r in records], "history")
     )
     return render.page(home, f"Gear {gear}", body)
