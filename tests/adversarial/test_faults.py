@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from hyperai_provider.core.container import LABEL_EXECUTION, LABEL_STORAGE_ROOT
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.runner import LABEL_STORAGE_ROOT, DockerRunner
+from hyperai_provider.core.runner import DockerRunner
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.core.store import executions_table
 from hyperai_provider.exceptions import EngineError, ExecutionFailedError, StorageError
@@ -66,12 +67,14 @@ def _many_files(folder: Path, count: int) -> None:
             (sub / f"f{index}.txt").write_bytes(b"x" * 64)
 
 
-def _container_events(docker_engine, root: Path, since: float) -> list[str]:  # type: ignore[no-untyped-def]
-    """The engine's container events (create, start, ...) for this storage root since ``since``."""
+def _container_events(docker_engine, root: Path, since: float, execution: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """The engine's container events (create, start, ...) for this storage root (and one execution) since
+    ``since`` (to the second: an execution just before it may show up unless ``execution`` is given)."""
+    labels = [f"{LABEL_STORAGE_ROOT}={root}"] + ([f"{LABEL_EXECUTION}={execution}"] if execution else [])
     events = docker_engine.events(
         since=int(since) - 1,
         until=int(time.time()) + 1,
-        filters={"type": "container", "label": f"{LABEL_STORAGE_ROOT}={root}"},
+        filters={"type": "container", "label": labels},
         decode=True,
     )
     return [event.get("Action", event.get("status", "")) for event in events]
@@ -219,7 +222,7 @@ def test_a_worker_killed_before_the_container_starts_leaves_a_record_gc_closes(
     assert "its worker died" in (closed.failure_reason or "")
     assert docker_service.lifecycle.collect_orphans() == []  # nothing left to collect
     assert managed_names(root) == set()
-    assert "start" not in _container_events(docker_engine, root, began)
+    assert "start" not in _container_events(docker_engine, root, began, target)
     again = _cli(root, "stop", target)
     assert again.returncode == 0 and "already terminated" in again.stdout
     deleted = _cli(root, "delete", target, "--yes")

@@ -56,6 +56,6 @@ def test_a_failing_gear_task_fails_the_dag_run(
     result = airflow_dags_test("hyperai_failing", airflow_home, dags, storage_root)
     assert result.returncode != 0
     assert result.task_states("hyperai_failing") == {"boom": "failed"}
-    assert "exit code 7" in result.output and "last words" in result.output
+    assert "exited with code 7" in result.output and "last words" in result.output
     shown = json.loads(run_cli("show", "hyperai_failing/1", "--json", storage_root=storage_root).stdout)
     assert shown["state"] == "failed" and shown["exit_code"] == 7
