@@ -21,7 +21,9 @@ def _execution(store: GearStore, gear: str, dag: str | None, close: bool) -> Exe
     record = store.create_execution(
         gear,
         "alice",
-        lambda id_, n: ExecutionRecord(id=id_, gear=gear, number=n, compute=CPU, image="img", airflow=context),
+        lambda id_, n: ExecutionRecord(
+            id=id_, gear=gear, number=n, compute=CPU, image="img", airflow=context
+        ),
     )
     store.transition(record.id, ExecutionState.PREPARING)
     if close:
