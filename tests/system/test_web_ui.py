@@ -194,6 +194,7 @@ def test_browser_logs_in_browses_and_continues(api_server: str, web: dict[str, A
         _need("chromium/chromedriver missing; run scripts/install_browser.sh")
     from selenium import webdriver
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -229,7 +230,12 @@ def test_browser_logs_in_browses_and_continues(api_server: str, web: dict[str, A
         assert driver.find_element(By.ID, "content").text == "hello"
         driver.get(f"{api_server}/hyperai/executions/{web['execution']}")
         driver.find_element(By.ID, "continue").click()
-        banner = driver.find_element(By.ID, "triggered").text
+        try:  # the redirect after the POST triggers a DAG run: give a loaded machine time
+            banner = WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "triggered")).text
+        except Exception:
+            driver.save_screenshot(str(ARTIFACTS / "continue-failed.png"))
+            (ARTIFACTS / "continue-failed.html").write_text(driver.page_source)
+            raise
         driver.save_screenshot(str(ARTIFACTS / "continued.png"))
         assert DAG_ID in banner
     finally:
