@@ -37,6 +37,11 @@ class GearTaskOperator(BaseOperator):
         a ``.py`` script; with no ``command``, the one uploaded notebook's script runs.
     :param environment: extra environment variables.
     :param parameters: flat mapping passed as ``--key=value`` and written to ``hyperai_params.json``.
+    :param secret_parameters: secret parameters, given to the container as environment variables only
+        (never on the command line, in the record, XCom, the params files or a log line):
+        ``{"HF_TOKEN": "HF_TOKEN"}`` names the worker's environment variable to read when the task runs
+        (or openbayes.yaml's ``{is_secret: true, source: env, env: NAME}``); a missing one fails the task
+        before anything starts.
     :param inputs: ``{"input0": ...}`` bindings (dataset versions or upstream working directories).
     :param continue_from: continue from an execution's working directory (Continue Execution): an
         execution id ``'gear/3'`` or ``'latest'`` (the gear's latest closed execution). A DAG run whose conf
@@ -77,6 +82,7 @@ class GearTaskOperator(BaseOperator):
         code: str | Path | dict[str, Any] | None = None,
         environment: dict[str, str] | None = None,
         parameters: dict[str, Any] | None = None,
+        secret_parameters: dict[str, Any] | None = None,
         inputs: dict[str, Any] | None = None,
         code_conflict: Literal["keep", "overwrite", "error"] = "keep",
         continue_from: str | None = None,
@@ -99,6 +105,7 @@ class GearTaskOperator(BaseOperator):
         self.code: Any = str(code) if isinstance(code, Path) else code  # may be an XComArg until rendered
         self.environment = environment or {}
         self.parameters = parameters or {}
+        self.secret_parameters = dict(secret_parameters or {})  # where values come from, never values
         self.inputs = inputs or {}
         self.code_conflict = code_conflict
         self.pull = pull
@@ -107,15 +114,22 @@ class GearTaskOperator(BaseOperator):
         self._execution_id: str | None = None
 
     @classmethod
-    def from_project(cls, path: str | Path, **kwargs: Any) -> GearTaskOperator:
+    def from_project(
+        cls, path: str | Path, *, ignore_hyper_tuning: bool = False, **kwargs: Any
+    ) -> GearTaskOperator:
         """A task that runs a HyperAI/OpenBayes project folder (``openbayes.yaml``) as it is: its
-        ``resource``, ``env``, ``command``, ``parameters`` and bindings; ``kwargs`` override them."""
+        ``resource``, ``env``, ``command``, ``parameters`` (secret ones read from the worker's environment
+        when the task runs) and bindings; ``kwargs`` override them. A file asking for a HyperTuning study
+        is refused unless ``ignore_hyper_tuning`` (then one execution runs with the file's parameters)."""
         from hyperai_provider.core.project import load_project
 
         folder = Path(path).expanduser()
         if not folder.is_absolute():
             folder = _caller_folder() / folder
-        arguments = load_project(folder).operator_arguments()
+        project = load_project(folder)
+        if not ignore_hyper_tuning:
+            project.refuse_study("GearTaskOperator.from_project(..., ignore_hyper_tuning=True)")
+        arguments = project.operator_arguments()
         arguments.update(kwargs)
         return cls(**arguments)
 
@@ -175,12 +189,19 @@ class GearTaskOperator(BaseOperator):
             **self._code_fields(),
             environment=self.environment,
             parameters=self.parameters,
+            secret_environment=self._secrets(),
             inputs=self.service.bindings_from(self.inputs),
             code_conflict=self.code_conflict,
             continue_from=self._continue_from(context, airflow, self.gear or ti.dag_id),
             pull=self.pull,
             airflow=airflow,
         )
+
+    def _secrets(self) -> dict[str, str]:
+        """Secret values from this worker's environment, read now (when the task runs), never at parse."""
+        from hyperai_provider.core.project import resolve_secrets
+
+        return resolve_secrets(self.secret_parameters)
 
     def _continue_from(self, context: Context, airflow: AirflowContext, gear: str) -> str | None:
         """This try's parent: the previous try (on_retry='continue'), else the DAG run's conf or params,
