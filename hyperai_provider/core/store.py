@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hyperai_provider.core.metric_store import MetricStore
 from hyperai_provider.core.records import advance, document_of, parse_record, read_records
 from hyperai_provider.exceptions import ConflictError, NotFoundError, StorageError
 from hyperai_provider.models import (
@@ -105,6 +106,8 @@ class GearStore:
         self.url = url
         self.engine = _make_engine(url)
         metadata.create_all(self.engine)
+        self.metrics = MetricStore(self.engine, self._write)
+        """Metric points, parameters and ingest cursors of executions (deleted with them)."""
         local = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
         self.reserve = Path(url.removeprefix("sqlite:///")).with_suffix(".reserve") if local else None
         self._set_reserve_aside()
@@ -211,6 +214,7 @@ class GearStore:
 
     def delete_gear_row(self, name: str) -> None:
         with self._write() as connection:
+            MetricStore.delete_for(connection, sa.select(executions_table.c.id).where(executions_table.c.gear == name))
             connection.execute(executions_table.delete().where(executions_table.c.gear == name))
             connection.execute(gears_table.delete().where(gears_table.c.name == name))
 
@@ -310,6 +314,7 @@ class GearStore:
 
     def delete_execution_row(self, id_: str) -> None:
         with self._write() as connection:
+            MetricStore.delete_for(connection, [id_])
             connection.execute(executions_table.delete().where(executions_table.c.id == id_))
 
     # -- datasets ----------------------------------------------------------------------------------
