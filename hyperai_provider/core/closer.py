@@ -10,11 +10,13 @@ is already closed only has its leftovers released.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hyperai_provider.core import layers
 from hyperai_provider.core.backend import Backend
+from hyperai_provider.core.metrics import MetricsIngest
 from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.quota import log_limit
 from hyperai_provider.core.workdirs import Workdirs
@@ -59,8 +61,11 @@ class Closer:
             return record
         self._stop(record)
         store.release_reserve()  # the disk is full: its container stopped, this close finds room
+        metrics = MetricsIngest(self.backend, record)  # what the execution reported and is not stored yet
         if record.mode is ExecutionMode.WORKSPACE:
-            self._keep_workspace_output(record)
+            self._keep_workspace_output(record, metrics.feed_line)
+        if metrics.finish():
+            metrics.discard()
         fields: dict[str, Any] = {
             "exit_code": outcome.exit_code,
             "saved_completely": False,
@@ -113,9 +118,9 @@ class Closer:
         except Exception as error:
             log.warning("Could not stop %s: %s", record.container_name, getattr(error, "headline", None) or error)
 
-    def _keep_workspace_output(self, record: ExecutionRecord) -> None:
+    def _keep_workspace_output(self, record: ExecutionRecord, on_line: Callable[[str], None]) -> None:
         """Append JupyterLab's output to the execution's log (bounded, token redacted) before the
-        container goes."""
+        container goes; each line is passed to ``on_line`` too (metric lines)."""
         storage = self.backend.storage
         try:
             token = (storage.execution_dir(record.gear, record.number) / TOKEN_FILE).read_text().strip()
@@ -123,9 +128,9 @@ class Closer:
             token = ""
         try:
             with OutputLog(storage.log_path(record.gear, record.number), log_limit(record)) as out:
+                sink = out.tee(on_line)
                 self.backend.runner.output_lines(
-                    record.container_name,
-                    lambda line: out.write_line(line.replace(token, "<token>") if token else line),
+                    record.container_name, lambda line: sink(line.replace(token, "<token>") if token else line)
                 )
         except Exception as error:
             log.warning("Could not keep the output of %s: %s", record.id, getattr(error, "headline", None) or error)

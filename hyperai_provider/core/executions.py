@@ -17,10 +17,11 @@ from hyperai_provider.core.backend import Backend, this_runner
 from hyperai_provider.core.closer import Closer, Outcome
 from hyperai_provider.core.code import copy_code, write_parameters
 from hyperai_provider.core.container import ContainerResult, ContainerSpec, MountSpec
+from hyperai_provider.core.metrics import MetricsIngest, container_parts, over_quota_with_metrics
 from hyperai_provider.core.notebooks import export_into
 from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.planner import ExecutionPlan, build_command
-from hyperai_provider.core.quota import log_limit, over_disk_quota
+from hyperai_provider.core.quota import log_limit
 from hyperai_provider.core.records import revise
 from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.core.workdirs import Workdirs
@@ -163,10 +164,13 @@ class Executions:
         for binding in record.inputs:
             source = self._input_mount(binding, record)
             mounts += [replace(source, target=target) for target in binding.container_paths]
+        metrics = container_parts(self.backend, record)  # openbayestool's receiver (core.metrics)
+        mounts += metrics.mounts
         environment = {
             "PYTHONUNBUFFERED": "1",
             **record.environment,
             **(secrets or {}),
+            **metrics.environment,
             "HYPERAI_GEAR": record.gear,
             "HYPERAI_EXECUTION_ID": record.id,
             "HYPERAI_HOME": HOME,
@@ -177,7 +181,7 @@ class Executions:
         return ContainerSpec(
             name=record.container_name,
             image=record.image,
-            command=record.command,
+            command=metrics.command(record.command),
             working_dir=HOME,
             environment=environment,
             mounts=tuple(mounts),
@@ -218,7 +222,8 @@ class Executions:
             self.prepare(record, plan, on_line)
             spec = self.container_spec(record, plan.spec.secret_environment)
             log_path = self.backend.storage.log_path(record.gear, record.number)
-            with OutputLog(log_path, log_limit(record)) as output:
+            ingest = MetricsIngest(self.backend, record, on_line)
+            with OutputLog(log_path, log_limit(record)) as output, ingest.following():
                 container = runner.start(spec)
                 store.transition(record.id, ExecutionState.RUNNING, "container started")
                 if store.get_execution(record.id).stop_requested:  # asked for while it was starting
@@ -228,9 +233,10 @@ class Executions:
                 def sink(line: str) -> None:
                     output.write_line(line)
                     on_line(line)
+                    ingest.feed_line(line)  # a metric line is stored too
 
                 result = runner.stream_and_wait(
-                    container, sink, watchdog=lambda: over_disk_quota(self.backend, record)
+                    container, sink, watchdog=lambda: over_quota_with_metrics(self.backend, record)
                 )
         except StopRequested:
             closed = self.closer.close(record.id, self._stopped(record.id, None))
