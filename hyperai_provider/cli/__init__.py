@@ -9,11 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hyperai_provider.cli import datasets, executions, lifecycle, notebooks, restart, run, storage
+from hyperai_provider.cli import datasets, executions, lifecycle, metrics, notebooks, restart, run, storage
 from hyperai_provider.cli.common import fail
 from hyperai_provider.exceptions import HyperAIError
 
-COMMAND_GROUPS = [executions, lifecycle, datasets, run, restart, notebooks, storage]
+COMMAND_GROUPS = [executions, lifecycle, datasets, run, restart, notebooks, storage, metrics]
 
 
 def build_parser() -> argparse.ArgumentParser:

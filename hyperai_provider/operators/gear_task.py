@@ -231,6 +231,8 @@ class GearTaskOperator(BaseOperator):
             record.state.value,
             self.service.workdir(record),
         )
+        # {key: last value}; its own XCom key: the return value must stay a bindable reference
+        context["ti"].xcom_push(key="metrics", value=self.service.store.metrics.last_values(record.id))
         return self.service.reference(record).model_dump(mode="json")
 
     def _created(self, context: Context) -> Callable[[ExecutionRecord], None]:
