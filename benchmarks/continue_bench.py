@@ -65,7 +65,7 @@ def main() -> None:
     overlay = GearService(HyperAISettings(storage_root=root, user="bench", overlay="auto"))
     copying = GearService(HyperAISettings(storage_root=root, user="bench", overlay="off"))
     try:
-        if not overlay.use_overlay(args.image):  # the probe runs once here and is cached, as in production
+        if not overlay.workdirs.overlay_available(args.image):  # the probe runs once here and is cached, as in production
             raise SystemExit("overlays are unavailable on this engine: nothing to compare")
         results: dict[str, dict[str, list[float]]] = {}
         stored: dict[str, dict[str, int]] = {}

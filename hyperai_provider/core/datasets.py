@@ -20,6 +20,7 @@ from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import ConfigurationError, ConflictError, NotFoundError, StorageError
 from hyperai_provider.models import (
+    OPEN_STATES,
     Dataset,
     DatasetSource,
     DatasetVersion,
@@ -136,7 +137,7 @@ class Datasets:
 
     def _bound_by_open_executions(self, name: str, version: int | None) -> list[str]:
         users = []
-        for record in self._store.list_executions():
+        for record in self._store.list_executions(states=OPEN_STATES):
             if record.closed:
                 continue
             for binding in record.inputs:

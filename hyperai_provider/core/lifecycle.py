@@ -20,7 +20,13 @@ from hyperai_provider.core.container import LABEL_EXECUTION
 from hyperai_provider.core.records import revise
 from hyperai_provider.core.workdirs import Workdirs
 from hyperai_provider.exceptions import ConflictError, NotFoundError
-from hyperai_provider.models import ExecutionRecord, ExecutionState, WorkdirSource, split_execution_id
+from hyperai_provider.models import (
+    OPEN_STATES,
+    ExecutionRecord,
+    ExecutionState,
+    WorkdirSource,
+    split_execution_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +102,7 @@ class Lifecycle:
 
     def _refuse_if_read(self, ids: list[str]) -> None:
         """Deletion never takes data from under an open execution (input, parent or code source)."""
-        open_records = [r for r in self.backend.store.list_executions() if not r.closed]
+        open_records = self.backend.store.list_executions(states=OPEN_STATES)
         storage = self.backend.storage
         folders = [os.path.realpath(storage.execution_dir(*split_execution_id(id_))) for id_ in ids]
         readers = users_of(open_records, set(ids), folders)
@@ -207,7 +213,7 @@ class Lifecycle:
         containers of closed or deleted executions are removed. Returns the execution ids closed."""
         backend = self.backend
         handled = []
-        for record in backend.store.list_executions():
+        for record in backend.store.list_executions(states=OPEN_STATES):
             if not record.closed and runner_alive(record.runner) is False:
                 self.closer.close(record.id, Outcome(ExecutionState.TERMINATED, ORPHAN_REASON, saved_completely=False))
                 log.warning("Collected orphan %s: %s", record.id, ORPHAN_REASON)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -265,7 +265,7 @@ class GearStore:
         return parse_record(id_, row.document)
 
     def list_executions(
-        self, gear: str | None = None, states: set[ExecutionState] | None = None
+        self, gear: str | None = None, states: Collection[ExecutionState] | None = None
     ) -> list[ExecutionRecord]:
         query = sa.select(executions_table.c.id, executions_table.c.document).order_by(
             executions_table.c.gear, executions_table.c.number

@@ -16,6 +16,7 @@ from hyperai_provider.models.dataset import Dataset, DatasetVersion
 from hyperai_provider.models.execution import (
     ALLOWED_TRANSITIONS,
     CLOSED_STATES,
+    OPEN_STATES,
     AirflowContext,
     ExecutionMode,
     ExecutionRecord,
@@ -36,6 +37,7 @@ __all__ = [
     "HOME_ALIASES",
     "INPUT_ROOT",
     "INPUT_SLOTS",
+    "OPEN_STATES",
     "OUTPUT",
     "SCHEMA_VERSION",
     "AirflowContext",

@@ -31,6 +31,7 @@ class ExecutionState(str, Enum):
 
 
 CLOSED_STATES = frozenset({ExecutionState.SUCCEEDED, ExecutionState.FAILED, ExecutionState.TERMINATED})
+OPEN_STATES = frozenset(set(ExecutionState) - CLOSED_STATES)
 
 _S = ExecutionState
 ALLOWED_TRANSITIONS: dict[ExecutionState, frozenset[ExecutionState]] = {
