@@ -17,7 +17,8 @@ from hyperai_provider.core.backend import Backend, this_runner
 from hyperai_provider.core.closer import Closer, Outcome
 from hyperai_provider.core.code import copy_code, write_parameters
 from hyperai_provider.core.container import ContainerResult, ContainerSpec, MountSpec
-from hyperai_provider.core.metrics import MetricsIngest, container_parts, over_quota_with_metrics
+from hyperai_provider.core.metric_container import container_parts, over_quota_with_metrics
+from hyperai_provider.core.metrics import MetricsIngest
 from hyperai_provider.core.notebooks import export_into
 from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.planner import ExecutionPlan, build_command

@@ -2,14 +2,10 @@
 
 Design (issue 12, ``openbayestool`` unchanged; issue 13, metric lines for any image):
 
-- **In the container**: the command is wrapped so that :mod:`core.metrics_receiver` starts first, in the
-  background and detached, when the image has ``python3``; the user's command is exec'd at once (it
-  never waits for the receiver). The receiver listens on ``127.0.0.1:<random port>`` in the
-  container's own network namespace: nothing outside the container reaches it and nothing it serves
-  leaves it. ``JOB_UPDATE_URL``/``OPENBAYES_JOB_URL`` point there, ``JOB_ACCESS_TOKEN``/
-  ``OPENBAYES_TOKEN`` hold a random token made for this execution, and ``NO_PROXY`` keeps a proxy of
-  the user's out of the way. It appends each request to ``/hyperai/metrics/events.jsonl``: the folder
-  ``<execution folder>/metrics`` on the host, outside the working directory, never shared.
+- **In the container** (:mod:`core.metric_container`): a receiver started before the command, detached,
+  listening on ``127.0.0.1:<random port>`` in the container's own network namespace (nothing outside
+  the container reaches it), with a random token made for this execution; it appends each request to
+  ``<execution folder>/metrics/events.jsonl`` (outside the working directory, never shared).
 - **On the host**: :class:`MetricsIngest` reads that file from a cursor kept in the store (regular
   file only, opened without following symlinks, at most :func:`folder_limit` bytes, records longer
   than 64 KiB skipped), validates each record (:mod:`core.metric_input`), stores the batch and moves
@@ -17,8 +13,8 @@ Design (issue 12, ``openbayestool`` unchanged; issue 13, metric lines for any im
   log (at most 20 per 10 s, then one line saying how many more). A Task follows the file every
   0.5 s while it runs and passes every output line through :meth:`MetricsIngest.feed_line`; the
   closer takes what is left (and a workspace's output lines) when the execution closes.
-- **Quota**: the folder counts towards the execution's disk quota (:func:`over_quota_with_metrics`) and may
-  hold at most :func:`folder_limit` bytes; it is removed once its records are in the store.
+- **Quota**: the folder counts towards the execution's disk quota and is held to its own limit
+  (:func:`~core.metric_container.over_quota_with_metrics`); it is removed once its records are stored.
 
 An image without ``/bin/sh`` cannot be wrapped (its commands need a shell already); one without
 ``python3`` runs without a receiver (``openbayestool`` needs Python anyway); output lines work everywhere.
@@ -26,24 +22,18 @@ An image without ``/bin/sh`` cannot be wrapped (its commands need a shell alread
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import secrets
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 from hyperai_provider.core import safecopy
 from hyperai_provider.core.backend import Backend
-from hyperai_provider.core.container import MountSpec
+from hyperai_provider.core.metric_container import EVENTS_FILE, folder_limit, folder_path
 from hyperai_provider.core.metric_input import (
-    BASE_PATH,
     Refused,
     looks_like_metric,
     parse_output_line,
@@ -51,20 +41,11 @@ from hyperai_provider.core.metric_input import (
     shown,
 )
 from hyperai_provider.core.metric_store import Cursor, MetricClear, MetricEvent, MetricPoint
-from hyperai_provider.core.quota import execution_usage
-from hyperai_provider.core.storage import StorageRoot, atomic_write_bytes, tree_usage
 from hyperai_provider.models import ExecutionRecord
 
 log = logging.getLogger(__name__)
 
 SOURCE = "receiver"
-FOLDER = "metrics"
-EVENTS_FILE = "events.jsonl"
-CONTAINER_FOLDER = "/hyperai/metrics"
-CONTAINER_RECEIVER = "/hyperai/bin/metrics-receiver.py"
-PORTS = (20000, 32000)
-"""Receiver ports: below Linux's ephemeral range (32768-60999), so no outgoing connection takes one."""
-MAX_FOLDER = 256 * 1024**2
 MAX_RECORD = 64 * 1024
 READ_CHUNK = 1024 * 1024
 MAX_POINTS = 1_000_000
@@ -73,98 +54,6 @@ BATCH = 500
 POLL_SECONDS = 0.5
 SHOWN_PER_WINDOW = 20
 WINDOW_SECONDS = 10.0
-WRAPPER = (
-    "( command -v python3 >/dev/null 2>&1 && exec python3 -I -S {script} {port} {folder} {limit} "
-    '</dev/null >/dev/null 2>&1 & ) ; exec "$@"'
-)
-"""``sh -c`` script: start the receiver detached (the subshell exits at once, so the receiver's parent is
-the container's init, not the user's program, which ``wait`` would otherwise hang on), then exec the
-command."""
-
-
-def folder_path(storage: StorageRoot, record: ExecutionRecord) -> Path:
-    return storage.execution_dir(record.gear, record.number) / FOLDER
-
-
-def folder_limit(record: ExecutionRecord) -> int:
-    """Most bytes the receiver's file may hold: a sixteenth of the disk quota, at most 256 MiB."""
-    return min(int(record.compute.disk_quota) // 16, MAX_FOLDER)
-
-
-def over_quota_with_metrics(backend: Backend, record: ExecutionRecord) -> str | None:
-    """``quota.over_disk_quota`` with the metrics folder counted too (and held to its own limit)."""
-    metrics = tree_usage(folder_path(backend.storage, record)).bytes
-    if metrics > folder_limit(record):
-        return (
-            f"the metrics folder holds {metrics:,} bytes, over its limit of {folder_limit(record):,} bytes "
-            f"(a sixteenth of compute type {record.compute.name!r}'s disk quota)"
-        )
-    used = execution_usage(backend, record) + metrics
-    if used <= int(record.compute.disk_quota):
-        return None
-    return (
-        f"disk quota exceeded: the execution holds {used:,} bytes (working directory, output log, metrics "
-        f"and container files), over the {record.compute.disk_quota.human_readable()} quota of compute type "
-        f"{record.compute.name!r}"
-    )
-
-
-@cache
-def _receiver_source() -> tuple[bytes, str]:
-    data = (Path(__file__).parent / "metrics_receiver.py").read_bytes()
-    return data, hashlib.sha256(data).hexdigest()[:12]
-
-
-def receiver_script(storage: StorageRoot) -> Path:
-    """The receiver script under the storage root (``bin/``), written once per version."""
-    data, digest = _receiver_source()
-    path = storage.root / "bin" / f"metrics-receiver-{digest}.py"
-    if not path.is_file():
-        atomic_write_bytes(path, data)
-        path.chmod(0o644)
-    return path
-
-
-@dataclass(frozen=True)
-class ContainerParts:
-    """What an execution's container gets for metrics: mounts, environment and its command wrapped."""
-
-    mounts: tuple[MountSpec, ...]
-    environment: dict[str, str]
-    port: int
-    limit: int
-
-    def command(self, command: list[str]) -> list[str]:
-        """``command`` started after the receiver; an empty one (the image's own) is left alone."""
-        if not command:
-            return command
-        script = WRAPPER.format(
-            script=CONTAINER_RECEIVER, port=self.port, folder=CONTAINER_FOLDER, limit=self.limit
-        )
-        return ["/bin/sh", "-c", script, "hyperai", *command]
-
-
-def container_parts(backend: Backend, record: ExecutionRecord) -> ContainerParts:
-    folder = folder_path(backend.storage, record)
-    folder.mkdir(parents=True, exist_ok=True)
-    mounts = (
-        MountSpec(str(folder), CONTAINER_FOLDER),
-        MountSpec(str(receiver_script(backend.storage)), CONTAINER_RECEIVER, read_only=True),
-    )
-    port = PORTS[0] + secrets.randbelow(PORTS[1] - PORTS[0])
-    token = secrets.token_urlsafe(24)
-    url = f"http://127.0.0.1:{port}{BASE_PATH}"
-    given = record.environment.get("NO_PROXY") or record.environment.get("no_proxy") or ""
-    no_proxy = ",".join(dict.fromkeys([*filter(None, given.split(",")), "127.0.0.1", "localhost"]))
-    environment = {
-        "JOB_UPDATE_URL": url,
-        "OPENBAYES_JOB_URL": url,
-        "JOB_ACCESS_TOKEN": token,
-        "OPENBAYES_TOKEN": token,
-        "NO_PROXY": no_proxy,
-        "no_proxy": no_proxy,
-    }
-    return ContainerParts(mounts, environment, port, folder_limit(record))
 
 
 class _Shown:
@@ -224,6 +113,9 @@ class MetricsIngest:
         self._lock = threading.RLock()
         self._pending: list[MetricEvent] = []
         self._cursor: Cursor | None = None
+        """Where reading goes on (None: from the stored cursor)."""
+        self._stored: Cursor | None = None
+        """The stored cursor, as this reader last saw or moved it."""
         self._points: int | None = None
         self._said: set[str] = set()
 
@@ -256,14 +148,29 @@ class MetricsIngest:
     # -- the receiver's file ------------------------------------------------------------------------------
 
     def poll(self, max_bytes: int = READ_CHUNK) -> bool:
-        """Store the receiver's records from the cursor on (at most ``max_bytes``); True if more remain."""
+        """Store the receiver's records from the cursor on (at most ``max_bytes``); True if more remain.
+
+        No file, or nothing new in it: no query at all. Records without events (the receiver's start)
+        move only the cursor kept here; the stored cursor moves with the next batch that has events
+        (until then another reader would only read those records again)."""
         with self._lock:
-            cursor = self._cursor or self.metrics.cursor(self.record.id, SOURCE)
-            data = self._read(cursor.offset, max_bytes)
-            if not data:
-                self._cursor = cursor
+            opened = self._open()
+            if opened is None:
                 return False
-            lines, read_to = self._split(data, cursor)
+            fd, size = opened
+            try:
+                if self._cursor is not None and self._cursor.offset >= min(size, self.limit):
+                    data = b""
+                else:
+                    if self._cursor is None:
+                        self._stored = self._cursor = self.metrics.cursor(self.record.id, SOURCE)
+                    data = self._read(fd, size, self._cursor.offset, max_bytes)
+            finally:
+                os.close(fd)
+            if not data:
+                return False
+            assert self._cursor is not None and self._stored is not None
+            lines, read_to = self._split(data, self._cursor)
             now = time.time()
             events: list[MetricEvent] = []
             for raw in lines:
@@ -272,37 +179,42 @@ class MetricsIngest:
                         self._refuse(parsed.reason)
                     else:
                         events.append(parsed)
-            stored = self.metrics.apply(self.record.id, self._capped(events), SOURCE, cursor, read_to)
-            if stored is None:  # another process took this batch
-                self._cursor = self._points = None
-                return True
+            if events:
+                stored = self.metrics.apply(
+                    self.record.id, self._capped(events), SOURCE, self._stored, read_to
+                )
+                if stored is None:  # another process took these records: read on from where it got to
+                    self._cursor = self._stored = self._points = None
+                    return True
+                self._stored = read_to
+                self._show(stored)
             self._cursor = read_to
-            self._show(stored)
             return len(data) >= max_bytes
 
-    def _read(self, offset: int, max_bytes: int) -> bytes:
-        """Up to ``max_bytes`` of the receiver's file from ``offset``, never past :func:`folder_limit`."""
+    def _open(self) -> tuple[int, int] | None:
+        """The receiver's file, opened safely, and its size; None when there is none (or it is unsafe)."""
         try:
             folder = os.open(self.folder, safecopy.DIR_FLAGS)
         except FileNotFoundError:
-            return b""
+            return None
         try:
             fd, st = safecopy.open_regular(EVENTS_FILE, dir_fd=folder)
         except FileNotFoundError:
-            return b""
+            return None
         except safecopy.Unsafe as unsafe:
             self._say_once("unsafe", f"the receiver's file is a {unsafe.kind}, not a regular file: not read")
-            return b""
+            return None
         finally:
             os.close(folder)
-        try:
-            size = min(max_bytes, self.limit - offset, st.st_size - offset)
-            if st.st_size > self.limit and offset + max(size, 0) >= self.limit:
-                self._say_once("limit", f"records past the first {self.limit:,} bytes of the receiver's file were "
-                                        "left out (its limit: a sixteenth of the disk quota)")  # fmt: skip
-            return os.pread(fd, size, offset) if size > 0 else b""
-        finally:
-            os.close(fd)
+        return fd, st.st_size
+
+    def _read(self, fd: int, size: int, offset: int, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` of the file from ``offset``, never past :func:`folder_limit`."""
+        length = min(max_bytes, self.limit - offset, size - offset)
+        if size > self.limit and offset + max(length, 0) >= self.limit:
+            self._say_once("limit", f"records past the first {self.limit:,} bytes of the receiver's file were "
+                                    "left out (its limit: a sixteenth of the disk quota)")  # fmt: skip
+        return os.pread(fd, length, offset) if length > 0 else b""
 
     def _split(self, data: bytes, cursor: Cursor) -> tuple[list[bytes], Cursor]:
         """Complete records of ``data`` and the cursor after them; a record longer than ``MAX_RECORD`` is

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.metrics import FOLDER, folder_path
+from hyperai_provider.core.metric_container import FOLDER, folder_path
 from hyperai_provider.exceptions import ExecutionFailedError, ExecutionTerminatedError
 from hyperai_provider.models import ExecutionRecord, ExecutionState
 from hyperai_provider.models.spec import build_spec

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hyperai_provider.core.metric_container import WRAPPER, ContainerParts
 from hyperai_provider.core.metric_input import (
     Refused,
     looks_like_metric,
@@ -15,7 +16,6 @@ from hyperai_provider.core.metric_input import (
     parse_receiver_record,
 )
 from hyperai_provider.core.metric_store import Cursor, MetricClear, MetricParam, MetricPoint
-from hyperai_provider.core.metrics import WRAPPER, ContainerParts
 from hyperai_provider.core.output import CONTINUED
 from hyperai_provider.core.store import GearStore
 

@@ -1,0 +1,127 @@
+"""What an execution's container gets for metrics, and the folder it reports into.
+
+The command is wrapped (``sh -c``) so that :mod:`core.metrics_receiver` starts first, in the background
+and detached, when the image has ``python3``; the user's command is exec'd at once, unchanged (it never
+waits for the receiver). The receiver listens on ``127.0.0.1:<random port>`` in the container's own
+network namespace; ``JOB_UPDATE_URL``/``OPENBAYES_JOB_URL`` point there, ``JOB_ACCESS_TOKEN``/
+``OPENBAYES_TOKEN`` hold a random token made for this execution, ``NO_PROXY`` keeps a proxy of the user's
+out of the way. It appends to ``/hyperai/metrics/events.jsonl``: the folder ``<execution folder>/metrics``
+on the host (outside the working directory, this execution's only), which counts towards the disk quota
+and may hold at most :func:`folder_limit` bytes. The script itself is written once per version under the
+storage root (``bin/``) and mounted read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from hyperai_provider.core.backend import Backend
+from hyperai_provider.core.container import MountSpec
+from hyperai_provider.core.metric_input import BASE_PATH
+from hyperai_provider.core.quota import execution_usage
+from hyperai_provider.core.storage import StorageRoot, atomic_write_bytes, tree_usage
+from hyperai_provider.models import ExecutionRecord
+
+FOLDER = "metrics"
+EVENTS_FILE = "events.jsonl"
+CONTAINER_FOLDER = "/hyperai/metrics"
+CONTAINER_RECEIVER = "/hyperai/bin/metrics-receiver.py"
+PORTS = (20000, 32000)
+"""Receiver ports: below Linux's ephemeral range (32768-60999), so no outgoing connection takes one."""
+MAX_FOLDER = 256 * 1024**2
+WRAPPER = (
+    "( command -v python3 >/dev/null 2>&1 && exec python3 -I -S {script} {port} {folder} {limit} "
+    '</dev/null >/dev/null 2>&1 & ) ; exec "$@"'
+)
+"""``sh -c`` script: start the receiver detached (the subshell exits at once, so the receiver's parent is
+the container's init, not the user's program, which ``wait`` would otherwise hang on), then exec the
+command."""
+
+
+def folder_path(storage: StorageRoot, record: ExecutionRecord) -> Path:
+    return storage.execution_dir(record.gear, record.number) / FOLDER
+
+
+def folder_limit(record: ExecutionRecord) -> int:
+    """Most bytes the receiver's file may hold: a sixteenth of the disk quota, at most 256 MiB."""
+    return min(int(record.compute.disk_quota) // 16, MAX_FOLDER)
+
+
+def over_quota_with_metrics(backend: Backend, record: ExecutionRecord) -> str | None:
+    """``quota.over_disk_quota`` with the metrics folder counted too (and held to its own limit)."""
+    metrics = tree_usage(folder_path(backend.storage, record)).bytes
+    if metrics > folder_limit(record):
+        return (
+            f"the metrics folder holds {metrics:,} bytes, over its limit of {folder_limit(record):,} bytes "
+            f"(a sixteenth of compute type {record.compute.name!r}'s disk quota)"
+        )
+    used = execution_usage(backend, record) + metrics
+    if used <= int(record.compute.disk_quota):
+        return None
+    return (
+        f"disk quota exceeded: the execution holds {used:,} bytes (working directory, output log, metrics "
+        f"and container files), over the {record.compute.disk_quota.human_readable()} quota of compute type "
+        f"{record.compute.name!r}"
+    )
+
+
+@cache
+def _receiver_source() -> tuple[bytes, str]:
+    data = (Path(__file__).parent / "metrics_receiver.py").read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:12]
+
+
+def receiver_script(storage: StorageRoot) -> Path:
+    """The receiver script under the storage root (``bin/``), written once per version."""
+    data, digest = _receiver_source()
+    path = storage.root / "bin" / f"metrics-receiver-{digest}.py"
+    if not path.is_file():
+        atomic_write_bytes(path, data)
+        path.chmod(0o644)
+    return path
+
+
+@dataclass(frozen=True)
+class ContainerParts:
+    """What an execution's container gets for metrics: mounts, environment and its command wrapped."""
+
+    mounts: tuple[MountSpec, ...]
+    environment: dict[str, str]
+    port: int
+    limit: int
+
+    def command(self, command: list[str]) -> list[str]:
+        """``command`` started after the receiver; an empty one (the image's own) is left alone."""
+        if not command:
+            return command
+        script = WRAPPER.format(
+            script=CONTAINER_RECEIVER, port=self.port, folder=CONTAINER_FOLDER, limit=self.limit
+        )
+        return ["/bin/sh", "-c", script, "hyperai", *command]
+
+
+def container_parts(backend: Backend, record: ExecutionRecord) -> ContainerParts:
+    folder = folder_path(backend.storage, record)
+    folder.mkdir(parents=True, exist_ok=True)
+    mounts = (
+        MountSpec(str(folder), CONTAINER_FOLDER),
+        MountSpec(str(receiver_script(backend.storage)), CONTAINER_RECEIVER, read_only=True),
+    )
+    port = PORTS[0] + secrets.randbelow(PORTS[1] - PORTS[0])
+    token = secrets.token_urlsafe(24)
+    url = f"http://127.0.0.1:{port}{BASE_PATH}"
+    given = record.environment.get("NO_PROXY") or record.environment.get("no_proxy") or ""
+    no_proxy = ",".join(dict.fromkeys([*filter(None, given.split(",")), "127.0.0.1", "localhost"]))
+    environment = {
+        "JOB_UPDATE_URL": url,
+        "OPENBAYES_JOB_URL": url,
+        "JOB_ACCESS_TOKEN": token,
+        "OPENBAYES_TOKEN": token,
+        "NO_PROXY": no_proxy,
+        "no_proxy": no_proxy,
+    }
+    return ContainerParts(mounts, environment, port, folder_limit(record))
