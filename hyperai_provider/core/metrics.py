@@ -159,12 +159,9 @@ class MetricsIngest:
                 return False
             fd, size = opened
             try:
-                if self._cursor is not None and self._cursor.offset >= min(size, self.limit):
-                    data = b""
-                else:
-                    if self._cursor is None:
-                        self._stored = self._cursor = self.metrics.cursor(self.record.id, SOURCE)
-                    data = self._read(fd, size, self._cursor.offset, max_bytes)
+                if self._cursor is None and size > 0:
+                    self._stored = self._cursor = self.metrics.cursor(self.record.id, SOURCE)
+                data = self._read(fd, size, self._cursor.offset, max_bytes) if self._cursor else b""
             finally:
                 os.close(fd)
             if not data:
