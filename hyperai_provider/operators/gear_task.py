@@ -231,8 +231,9 @@ class GearTaskOperator(BaseOperator):
             record.state.value,
             self.service.workdir(record),
         )
-        # {key: last value}; its own XCom key: the return value must stay a bindable reference
-        context["ti"].xcom_push(key="metrics", value=self.service.store.metrics.last_values(record.id))
+        metrics = self.service.store.metrics.last_values(record.id)
+        if metrics:  # {key: last value} under its own key (the return value stays a bindable reference);
+            context["ti"].xcom_push(key="metrics", value=metrics)  # none: no push (a round trip saved)
         return self.service.reference(record).model_dump(mode="json")
 
     def _created(self, context: Context) -> Callable[[ExecutionRecord], None]:
