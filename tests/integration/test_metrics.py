@@ -216,11 +216,11 @@ def test_a_hostile_container_cannot_reach_or_poison_another_execution(
         assert results["victim's token"] == results["no token"] == 401
         assert results["300 KB body"] == 413 and results["NaN"] == results["own"] == 200
         points = stored(service, record)
-        assert points == [
+        assert sorted(points) == [  # the receiver's records and output lines arrive in either order
             ("<script>alert(1)</script>", 1, 1.0),
             ("acc", 1, 0.5),
-            ("forged", 1, 7.0),
             ("after", 1, 1.0),
+            ("forged", 1, 7.0),
         ]
         refused = "\n".join(line for line in lines if line.startswith("[hyperai] metric refused"))
         assert "'acc': the value is NaN" in refused and "'x': the value is NaN" in refused
