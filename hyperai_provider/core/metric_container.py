@@ -1,8 +1,8 @@
 """What an execution's container gets for metrics, and the folder it reports into.
 
 The command is wrapped (``sh -c``) so that :mod:`core.metrics_receiver` starts first, in the background
-and detached, when the image has ``python3``; the user's command is exec'd at once, unchanged (it never
-waits for the receiver). The receiver listens on ``127.0.0.1:<random port>`` in the container's own
+and detached, when the image has ``python3``; the user's command is exec'd unchanged once the receiver
+listens (~10 ms: it binds before importing anything else), so no call finds nobody listening. The receiver listens on ``127.0.0.1:<random port>`` in the container's own
 network namespace; ``JOB_UPDATE_URL``/``OPENBAYES_JOB_URL`` point there, ``JOB_ACCESS_TOKEN``/
 ``OPENBAYES_TOKEN`` hold a random token made for this execution, ``NO_PROXY`` keeps a proxy of the user's
 out of the way. It appends to ``/hyperai/metrics/events.jsonl``: the folder ``<execution folder>/metrics``
@@ -34,12 +34,13 @@ PORTS = (20000, 32000)
 """Receiver ports: below Linux's ephemeral range (32768-60999), so no outgoing connection takes one."""
 MAX_FOLDER = 256 * 1024**2
 WRAPPER = (
-    "( command -v python3 >/dev/null 2>&1 && exec python3 -I -S {script} {port} {folder} {limit} "
-    '</dev/null >/dev/null 2>&1 & ) ; exec "$@"'
+    ': "$(command -v python3 >/dev/null 2>&1 && (exec python3 -I -S {script} {port} {folder} {limit} '
+    '3>&1 </dev/null >/dev/null 2>&1 &))" ; exec "$@"'
 )
-"""``sh -c`` script: start the receiver detached (the subshell exits at once, so the receiver's parent is
-the container's init, not the user's program, which ``wait`` would otherwise hang on), then exec the
-command."""
+"""``sh -c`` script: start the receiver detached (its subshell exits at once, so the receiver's parent is
+the container's init, not the user's program, which ``wait`` would otherwise hang on), wait until it
+listens (the command substitution ends when the receiver closes fd 3, or exits), then exec the command
+unchanged. Without ``python3`` nothing is waited for."""
 
 
 def folder_path(storage: StorageRoot, record: ExecutionRecord) -> Path:

@@ -2,10 +2,11 @@
 
 Design (issue 12, ``openbayestool`` unchanged; issue 13, metric lines for any image):
 
-- **In the container** (:mod:`core.metric_container`): a receiver started before the command, detached,
-  listening on ``127.0.0.1:<random port>`` in the container's own network namespace (nothing outside
-  the container reaches it), with a random token made for this execution; it appends each request to
-  ``<execution folder>/metrics/events.jsonl`` (outside the working directory, never shared).
+- **In the container** (:mod:`core.metric_container`): a receiver started before the command (which
+  waits until it listens, ~10 ms), detached, on ``127.0.0.1:<random port>`` in the container's own
+  network namespace (nothing outside the container reaches it), with a random token made for this
+  execution; it appends each request to ``<execution folder>/metrics/events.jsonl`` (outside the
+  working directory, never shared).
 - **On the host**: :class:`MetricsIngest` reads that file from a cursor kept in the store (regular
   file only, opened without following symlinks, at most :func:`folder_limit` bytes, records longer
   than 64 KiB skipped), validates each record (:mod:`core.metric_input`), stores the batch and moves

@@ -137,8 +137,8 @@ def test_the_wrapper_starts_the_receiver_detached_and_execs_the_command_unchange
     assert parts.command([]) == []
     wrapped = parts.command(["python3", "train.py", "--lr=0.1"])
     assert wrapped[:2] == ["/bin/sh", "-c"] and wrapped[3:] == ["hyperai", "python3", "train.py", "--lr=0.1"]
-    assert wrapped[2].endswith('& ) ; exec "$@"') and " 23456 /hyperai/metrics 1000 " in wrapped[2]
-    assert WRAPPER.startswith("( command -v python3")
+    assert wrapped[2].endswith('&))" ; exec "$@"') and " 23456 /hyperai/metrics 1000 3>&1 " in wrapped[2]
+    assert WRAPPER.startswith(': "$(command -v python3')
 
 
 @pytest.fixture
