@@ -165,7 +165,7 @@ class Executions:
         for binding in record.inputs:
             source = self._input_mount(binding, record)
             mounts += [replace(source, target=target) for target in binding.container_paths]
-        metrics = container_parts(self.backend, record)  # openbayestool's receiver (core.metrics)
+        metrics = container_parts(self.backend, record)  # openbayestool's receiver (core.metric_container)
         mounts += metrics.mounts
         environment = {
             "PYTHONUNBUFFERED": "1",
