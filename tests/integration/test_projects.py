@@ -199,25 +199,24 @@ def _files_holding(value: str, *roots: Path) -> list[str]:
 
 
 def _execution_page(storage_root: Path, execution_id: str, tmp_path: Path) -> str:
-    """The web UI's execution page, rendered in-process by Airflow's own app (as tests/system/test_web_ui.py)."""
-    from airflow.api_fastapi.app import create_app
+    """The web UI's execution page as its owner sees it, rendered in-process by the provider's app (the
+    caller given by overriding the auth dependency, as tests/adversarial/test_access.py does: this test
+    process must not open the session's Airflow database beside the ``airflow dags test`` runs)."""
     from fastapi.testclient import TestClient
 
-    passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({USER: "alice-pw"}))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            "HYPERAI_STORAGE_ROOT": str(storage_root),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__API_AUTH__JWT_SECRET": "hyperai-web-ui-test-secret-" + "0" * 64,
-        }.items():
-            patch.setenv(key, value)
-        with TestClient(create_app()) as client:
-            token = client.post("/auth/token", json={"username": USER, "password": "alice-pw"})
-            assert token.status_code == 201, token.text
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            page = client.get(f"/hyperai/executions/{execution_id}", headers=headers)
+    from hyperai_provider.core.settings import HyperAISettings
+    from hyperai_provider.plugins import deps
+    from hyperai_provider.plugins.app import create_app
+
+    server = GearService(HyperAISettings(storage_root=storage_root, user="airflow-server"))
+    app = create_app()
+    app.dependency_overrides[deps.airflow_user_name] = lambda: USER
+    app.dependency_overrides[deps.gear_service] = lambda: server
+    try:
+        with TestClient(app) as client:
+            page = client.get(f"/executions/{execution_id}")
+    finally:
+        server.backend.close()
     assert page.status_code == 200, page.text
     return page.text
 
