@@ -17,12 +17,12 @@ from hyperai_provider.core.backend import Backend, this_runner
 from hyperai_provider.core.closer import Closer, Outcome
 from hyperai_provider.core.code import copy_code, write_parameters
 from hyperai_provider.core.container import ContainerResult, ContainerSpec, MountSpec
-from hyperai_provider.core.metric_container import container_parts, over_quota_with_metrics
+from hyperai_provider.core.metric_container import container_parts
 from hyperai_provider.core.metrics import MetricsIngest
 from hyperai_provider.core.notebooks import export_into
 from hyperai_provider.core.output import OutputLog
 from hyperai_provider.core.planner import ExecutionPlan, build_command
-from hyperai_provider.core.quota import log_limit
+from hyperai_provider.core.quota import log_limit, over_disk_quota
 from hyperai_provider.core.records import revise
 from hyperai_provider.core.sync import copy_layers
 from hyperai_provider.core.workdirs import Workdirs
@@ -237,7 +237,7 @@ class Executions:
                     ingest.feed_line(line)  # a metric line is stored too
 
                 result = runner.stream_and_wait(
-                    container, sink, watchdog=lambda: over_quota_with_metrics(self.backend, record)
+                    container, sink, watchdog=lambda: over_disk_quota(self.backend, record)
                 )
         except StopRequested:
             closed = self.closer.close(record.id, self._stopped(record.id, None))

@@ -22,17 +22,16 @@ from pathlib import Path
 from hyperai_provider.core.backend import Backend
 from hyperai_provider.core.container import MountSpec
 from hyperai_provider.core.metric_input import BASE_PATH
-from hyperai_provider.core.quota import execution_usage
-from hyperai_provider.core.storage import StorageRoot, atomic_write_bytes, tree_usage
+from hyperai_provider.core.quota import metrics_folder as folder_path
+from hyperai_provider.core.quota import metrics_folder_limit as folder_limit
+from hyperai_provider.core.storage import StorageRoot, atomic_write_bytes
 from hyperai_provider.models import ExecutionRecord
 
-FOLDER = "metrics"
 EVENTS_FILE = "events.jsonl"
 CONTAINER_FOLDER = "/hyperai/metrics"
 CONTAINER_RECEIVER = "/hyperai/bin/metrics-receiver.py"
 PORTS = (20000, 32000)
 """Receiver ports: below Linux's ephemeral range (32768-60999), so no outgoing connection takes one."""
-MAX_FOLDER = 256 * 1024**2
 WRAPPER = (
     ': "$(command -v python3 >/dev/null 2>&1 && (exec python3 -I -S {script} {port} {folder} {limit} '
     '3>&1 </dev/null >/dev/null 2>&1 &))" ; exec "$@"'
@@ -41,33 +40,6 @@ WRAPPER = (
 the container's init, not the user's program, which ``wait`` would otherwise hang on), wait until it
 listens (the command substitution ends when the receiver closes fd 3, or exits), then exec the command
 unchanged. Without ``python3`` nothing is waited for."""
-
-
-def folder_path(storage: StorageRoot, record: ExecutionRecord) -> Path:
-    return storage.execution_dir(record.gear, record.number) / FOLDER
-
-
-def folder_limit(record: ExecutionRecord) -> int:
-    """Most bytes the receiver's file may hold: a sixteenth of the disk quota, at most 256 MiB."""
-    return min(int(record.compute.disk_quota) // 16, MAX_FOLDER)
-
-
-def over_quota_with_metrics(backend: Backend, record: ExecutionRecord) -> str | None:
-    """``quota.over_disk_quota`` with the metrics folder counted too (and held to its own limit)."""
-    metrics = tree_usage(folder_path(backend.storage, record)).bytes
-    if metrics > folder_limit(record):
-        return (
-            f"the metrics folder holds {metrics:,} bytes, over its limit of {folder_limit(record):,} bytes "
-            f"(a sixteenth of compute type {record.compute.name!r}'s disk quota)"
-        )
-    used = execution_usage(backend, record) + metrics
-    if used <= int(record.compute.disk_quota):
-        return None
-    return (
-        f"disk quota exceeded: the execution holds {used:,} bytes (working directory, output log, metrics "
-        f"and container files), over the {record.compute.disk_quota.human_readable()} quota of compute type "
-        f"{record.compute.name!r}"
-    )
 
 
 @cache

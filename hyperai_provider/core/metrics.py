@@ -15,7 +15,7 @@ Design (issue 12, ``openbayestool`` unchanged; issue 13, metric lines for any im
   0.5 s while it runs and passes every output line through :meth:`MetricsIngest.feed_line`; the
   closer takes what is left (and a workspace's output lines) when the execution closes.
 - **Quota**: the folder counts towards the execution's disk quota and is held to its own limit
-  (:func:`~core.metric_container.over_quota_with_metrics`); it is removed once its records are stored.
+  (:func:`~core.quota.over_disk_quota`); it is removed once its records are stored.
 
 An image without ``/bin/sh`` cannot be wrapped (its commands need a shell already); one without
 ``python3`` runs without a receiver (``openbayestool`` needs Python anyway); output lines work everywhere.
@@ -33,7 +33,7 @@ from contextlib import contextmanager
 
 from hyperai_provider.core import safecopy
 from hyperai_provider.core.backend import Backend
-from hyperai_provider.core.metric_container import EVENTS_FILE, folder_limit, folder_path
+from hyperai_provider.core.metric_container import EVENTS_FILE
 from hyperai_provider.core.metric_input import (
     Refused,
     looks_like_metric,
@@ -42,6 +42,8 @@ from hyperai_provider.core.metric_input import (
     shown,
 )
 from hyperai_provider.core.metric_store import Cursor, MetricClear, MetricEvent, MetricPoint
+from hyperai_provider.core.quota import metrics_folder as folder_path
+from hyperai_provider.core.quota import metrics_folder_limit as folder_limit
 from hyperai_provider.models import ExecutionRecord
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from hyperai_provider.core.gears import GearService
-from hyperai_provider.core.metric_container import FOLDER, folder_path
+from hyperai_provider.core.quota import METRICS_FOLDER as FOLDER
+from hyperai_provider.core.quota import metrics_folder as folder_path
 from hyperai_provider.exceptions import ExecutionFailedError, ExecutionTerminatedError
 from hyperai_provider.models import ExecutionRecord, ExecutionState
 from hyperai_provider.models.spec import build_spec
