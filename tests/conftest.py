@@ -398,3 +398,28 @@ def second_engine(docker_engine) -> Iterator[SecondEngine]:  # type: ignore[no-u
         yield engine
     finally:
         engine.destroy()
+
+
+def headless_chromium() -> Any:
+    """A headless Debian Chromium driven by chromedriver (selenium); a missing browser goes through the CI
+    guard (scripts/install_browser.sh installs it)."""
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        _need("chromium/chromedriver missing; run scripts/install_browser.sh")
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService("/usr/bin/chromedriver"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, _need, airflow_api_server, airflow_jwt
+from tests.conftest import ROOT, airflow_api_server, airflow_jwt, headless_chromium
 
 pytestmark = [pytest.mark.docker, pytest.mark.airflow, pytest.mark.slow]
 
@@ -161,26 +160,10 @@ def test_a_viewer_who_may_not_see_the_dag_gets_404(first_look: dict[str, Any]) -
 
 
 def test_the_browser_shows_the_first_look(first_look: dict[str, Any]) -> None:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        _need("chromium/chromedriver missing; run scripts/install_browser.sh")
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)  # fmt: skip
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService("/usr/bin/chromedriver"))
+    driver = headless_chromium()
     url, execution = first_look["url"], first_look["execution"]
 
     def load(name: str, path: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from hyperai_provider.core.gears import GearService
 from hyperai_provider.core.settings import HyperAISettings
 from hyperai_provider.models import AirflowContext, Visibility
 from hyperai_provider.models.spec import ExecutionSpec
-from tests.conftest import _need, airflow_api_server
+from tests.conftest import airflow_api_server, headless_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "web_ui"
@@ -190,27 +189,11 @@ def api_server(web: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.mark.airflow
 @pytest.mark.slow
 def test_browser_logs_in_browses_and_continues(api_server: str, web: dict[str, Any]) -> None:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        _need("chromium/chromedriver missing; run scripts/install_browser.sh")
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService("/usr/bin/chromedriver"))
+    driver = headless_chromium()
     timings: dict[str, float] = {}
 
     def load(name: str, url: str) -> None:
